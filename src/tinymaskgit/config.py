@@ -1,0 +1,59 @@
+"""Checks of config values made before anything runs, each failing with one line that names the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from tinymaskgit.errors import ConfigError
+from tinymaskgit.models.vqvae import num_downsamples
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def require_positive_int(cfg: DictConfig, key: str) -> None:
+    """The value at ``key``, if present, is an integer > 0."""
+    value = _get(cfg, key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+
+def validate_vqvae(cfg: DictConfig, prefix: str = "model.vqvae") -> None:
+    """Codebook size, code dim and the image/latent geometry of a VQ-VAE config."""
+    codebook = _get(cfg, f"{prefix}.codebook_size")
+    if codebook is not None and (not isinstance(codebook, int) or codebook < 2):
+        raise ConfigError(f"{prefix}.codebook_size must be an integer >= 2, got {codebook!r}")
+    require_positive_int(cfg, f"{prefix}.code_dim")
+    image, latent = _get(cfg, f"{prefix}.image_size"), _get(cfg, f"{prefix}.latent_size")
+    if image is not None and latent is not None:
+        try:
+            num_downsamples(image, latent)
+        except ValueError as e:
+            raise ConfigError(
+                f"{prefix}.latent_size={latent} does not fit image_size={image}: {e}; "
+                "the downsampling factor image_size/latent_size must be a power of 2"
+            ) from None
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError for the first invalid value of a composed training config."""
+    for key in ("data.batch_size", "data.image_size", "trainer.log_every_n_steps"):
+        require_positive_int(cfg, key)
+    workers = _get(cfg, "data.num_workers")
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        raise ConfigError(f"data.num_workers must be an integer >= 0, got {workers!r}")
+    epochs = _get(cfg, "trainer.max_epochs")
+    if epochs is not None and (not isinstance(epochs, int) or (epochs < 1 and epochs != -1)):
+        raise ConfigError(f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}")
+    if _get(cfg, "model.vqvae") is not None:
+        validate_vqvae(cfg)
+    lr = _get(cfg, "stage.module.optimizer.lr")
+    if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
+        raise ConfigError(f"stage.module.optimizer.lr must be > 0, got {lr!r}")
+    image = _get(cfg, "data.image_size")
+    model_image = _get(cfg, "model.vqvae.image_size")
+    if image is not None and model_image is not None and image != model_image:
+        raise ConfigError(f"model.vqvae.image_size={model_image} differs from data.image_size={image}")

@@ -1,0 +1,1 @@
+"""LightningModules: training logic only; they take built nets."""

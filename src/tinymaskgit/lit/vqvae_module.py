@@ -1,0 +1,169 @@
+"""Stage 1 training: reconstruction + VQ loss, optionally a PatchGAN discriminator (manual optimisation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
+from tinymaskgit.models.quantizer import codebook_stats
+from tinymaskgit.models.vqvae import VQVAE
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2), averaged over the batch."""
+    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return (10 * torch.log10(4.0 / mse)).mean()
+
+
+class VQVAEModule(L.LightningModule):
+    """Trains a VQVAE with loss = rec_weight * (MSE or L1) + vq_weight * VQ loss [+ disc_weight * GAN loss].
+
+    Args:
+        net: the VQVAE to train.
+        optimizer: a partial optimizer (``_partial_: true``) taking the parameters.
+        rec_loss: 'mse' or 'l1'.
+        disc_weight: weight of the generator's adversarial loss; 0 disables the discriminator.
+        disc_start: training step from which the discriminator and its loss are used.
+        grad_clip: max gradient norm (0 = off); clipping is done here since optimisation is manual.
+    """
+
+    def __init__(
+        self,
+        net: VQVAE,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        rec_loss: str = "mse",
+        rec_weight: float = 1.0,
+        vq_weight: float = 1.0,
+        disc_weight: float = 0.0,
+        disc_start: int = 2000,
+        disc_channels: int = 64,
+        grad_clip: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if rec_loss not in ("mse", "l1"):
+            raise ValueError(f"stage.module.rec_loss must be 'mse' or 'l1', got {rec_loss!r}")
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.discriminator = PatchDiscriminator(channels=disc_channels) if disc_weight > 0 else None
+        self.automatic_optimization = False
+        k = net.codebook_size
+        self.register_buffer("code_counts", torch.zeros(k, dtype=torch.long), persistent=False)
+
+    # -- losses -----------------------------------------------------------------------------------------
+    def _rec_loss(self, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(rec, x) if self.hparams.rec_loss == "mse" else F.l1_loss(rec, x)
+
+    def _common_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, _ = batch
+        rec, q = self.net(x)
+        rec_loss = self._rec_loss(rec, x)
+        loss = self.hparams.rec_weight * rec_loss + self.hparams.vq_weight * q.vq_loss
+        self.code_counts += torch.bincount(q.indices.flatten(), minlength=self.net.codebook_size)
+        self.log_dict(
+            {
+                f"{stage}/rec_loss": rec_loss,
+                f"{stage}/vq_loss": q.vq_loss,
+                f"{stage}/commitment_loss": q.commitment_loss,
+                f"{stage}/psnr": psnr(rec, x),
+            },
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=stage == "val",
+            sync_dist=stage != "train",
+            batch_size=x.shape[0],
+        )
+        return loss, rec, x
+
+    def _disc_active(self) -> bool:
+        return self.discriminator is not None and self.global_step >= self.hparams.disc_start
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        opts = self.optimizers()
+        opt_ae = opts[0] if isinstance(opts, list) else opts
+        loss, rec, x = self._common_step(batch, "train")
+        if self._disc_active():
+            assert self.discriminator is not None
+            g_loss = hinge_g_loss(self.discriminator(rec))
+            loss = loss + self.hparams.disc_weight * g_loss
+            self.log("train/g_loss", g_loss, on_step=True, on_epoch=True)
+        opt_ae.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        self._clip(opt_ae)
+        opt_ae.step()
+        if self._disc_active():
+            assert isinstance(opts, list)
+            opt_d = opts[1]
+            d_loss = hinge_d_loss(self.discriminator(x), self.discriminator(rec.detach()))  # type: ignore[misc]
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            self._clip(opt_d)
+            opt_d.step()
+            self.log("train/d_loss", d_loss, on_step=True, on_epoch=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _clip(self, opt: Any) -> None:
+        if self.hparams.grad_clip > 0:
+            self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    # -- codebook usage per epoch ------------------------------------------------------------------------
+    def _log_codebook(self, stage: str) -> None:
+        counts = self.trainer.strategy.reduce(self.code_counts.clone(), reduce_op="sum")
+        usage, perplexity = codebook_stats(counts)
+        self.log_dict({f"{stage}/codebook_usage": usage, f"{stage}/perplexity": perplexity}, prog_bar=False)
+        self.code_counts.zero_()
+
+    def on_train_epoch_start(self) -> None:
+        self.code_counts.zero_()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_codebook("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._train_counts = self.code_counts.clone()
+        self.code_counts.zero_()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_codebook("val")
+        self.code_counts.copy_(self._train_counts)
+
+    # -- optimisation and checkpoints -------------------------------------------------------------------
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        opts = [self.optimizer_factory(params=params)]
+        if self.discriminator is not None:
+            opts.append(self.optimizer_factory(params=self.discriminator.parameters()))
+        return opts
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[KEY] = {"stage": "vqvae", "net_config": dict(self.net.config)}
+
+    @torch.no_grad()
+    def log_images(self, batch: Batch, max_images: int = 16) -> dict[str, torch.Tensor]:
+        """Originals and reconstructions interleaved column-wise: (2 * n, 3, S, S) in [-1, 1]."""
+        x = batch[0][:max_images].to(self.device)
+        rec, _ = self.net(x)
+        pairs = torch.stack([x, rec], dim=1)  # (n, 2, 3, S, S)
+        return {"reconstructions": pairs.flatten(0, 1)}
+
+
+def load_tokenizer(path: str, device: str | torch.device = "cpu") -> VQVAE:
+    """Rebuild a frozen VQVAE from a stage-1 checkpoint file alone (its config travels in the file)."""
+    ckpt = read_checkpoint(path, expect_stage="vqvae")
+    net = VQVAE(**ckpt[KEY]["net_config"])
+    net.load_state_dict(sub_state_dict(ckpt["state_dict"], "net"))
+    net.eval().requires_grad_(False)
+    return net.to(device)
+

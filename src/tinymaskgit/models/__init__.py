@@ -1,0 +1,1 @@
+"""Pure nn.Modules: no Lightning, no Hydra."""

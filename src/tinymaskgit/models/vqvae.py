@@ -1,0 +1,152 @@
+"""VQ-VAE tokenizer: convolutional encoder, vector quantizer, decoder with a tanh output in [-1, 1].
+
+References: van den Oord et al. 2017 (VQ-VAE); Esser et al. 2021 (VQGAN, the encoder/decoder layout).
+Dimension legend: B batch, C channels, S image size, L latent grid size (S / 2**num_down), D code dim.
+
+Encoder: conv_in -> num_down x (ResBlock, stride-2 conv) -> ResBlocks at the latent grid with an attention
+layer between every two of them -> norm, SiLU, conv to D. The decoder mirrors it with nearest-neighbour
+upsampling and ends in tanh.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from tinymaskgit.models.blocks import Downsample, ResBlock, Upsample, group_norm, res_attn_stack
+from tinymaskgit.models.quantizer import QuantizerOutput, VectorQuantizer
+
+
+def num_downsamples(image_size: int, latent_size: int) -> int:
+    """How many factor-2 downsamplings take ``image_size`` to ``latent_size`` (raises if not a power of 2)."""
+    if latent_size <= 0 or image_size % latent_size:
+        raise ValueError(f"image_size {image_size} is not divisible by latent_size {latent_size}")
+    factor = image_size // latent_size
+    n = int(round(math.log2(factor)))
+    if 2**n != factor:
+        raise ValueError(f"downsampling factor image_size/latent_size = {factor} must be a power of 2")
+    return n
+
+
+class Encoder(nn.Module):
+    """(B, 3, S, S) image -> (B, D, L, L) continuous latents."""
+
+    def __init__(self, in_channels: int, channels: list[int], num_down: int, code_dim: int) -> None:
+        super().__init__()
+        if len(channels) < num_down + 1:
+            raise ValueError(f"encoder needs at least {num_down + 1} channel widths, got {channels}")
+        self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        down: list[nn.Module] = []
+        for i in range(num_down):
+            down += [ResBlock(channels[i], channels[i + 1]), Downsample(channels[i + 1])]
+        self.down = nn.Sequential(*down)
+        self.mid = res_attn_stack(channels[num_down:])
+        width = channels[-1]
+        self.out = nn.Sequential(group_norm(width), nn.SiLU(), nn.Conv2d(width, code_dim, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.mid(self.down(self.conv_in(x))))
+
+
+class Decoder(nn.Module):
+    """(B, D, L, L) quantized latents -> (B, 3, S, S) image in [-1, 1].
+
+    ``channels`` is listed from the image side (like the encoder's), so the decoder walks it backwards.
+    """
+
+    def __init__(self, out_channels: int, channels: list[int], num_up: int, code_dim: int) -> None:
+        super().__init__()
+        if len(channels) < num_up + 1:
+            raise ValueError(f"decoder needs at least {num_up + 1} channel widths, got {channels}")
+        widths = channels[::-1]  # latent side first
+        n_mid = len(widths) - num_up
+        self.conv_in = nn.Conv2d(code_dim, widths[0], 3, padding=1)
+        self.mid = res_attn_stack(widths[:n_mid])
+        up: list[nn.Module] = []
+        for i in range(n_mid - 1, len(widths) - 1):
+            up += [Upsample(widths[i]), ResBlock(widths[i], widths[i + 1])]
+        self.up = nn.Sequential(*up)
+        width = widths[-1]
+        self.out = nn.Sequential(group_norm(width), nn.SiLU(), nn.Conv2d(width, out_channels, 3, padding=1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.out(self.up(self.mid(self.conv_in(z)))))
+
+
+class VQVAE(nn.Module):
+    """Encoder + vector quantizer + decoder. ``config`` holds the constructor arguments, so a checkpoint
+    that stores it can rebuild the same network with ``VQVAE(**config)``."""
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        latent_size: int = 8,
+        in_channels: int = 3,
+        encoder_channels: list[int] | None = None,
+        decoder_channels: list[int] | None = None,
+        codebook_size: int = 512,
+        code_dim: int = 64,
+        beta: float = 0.25,
+        ema: bool = False,
+        ema_decay: float = 0.99,
+        l2_norm: bool = False,
+        restart_dead: bool = False,
+        dead_after: int = 100,
+    ) -> None:
+        super().__init__()
+        encoder_channels = list(encoder_channels or [32, 64, 64, 128])
+        decoder_channels = list(decoder_channels or encoder_channels)
+        self.config: dict[str, Any] = dict(
+            image_size=image_size,
+            latent_size=latent_size,
+            in_channels=in_channels,
+            encoder_channels=encoder_channels,
+            decoder_channels=decoder_channels,
+            codebook_size=codebook_size,
+            code_dim=code_dim,
+            beta=beta,
+            ema=ema,
+            ema_decay=ema_decay,
+            l2_norm=l2_norm,
+            restart_dead=restart_dead,
+            dead_after=dead_after,
+        )
+        n = num_downsamples(image_size, latent_size)
+        self.image_size = image_size
+        self.latent_size = latent_size
+        self.codebook_size = codebook_size
+        self.encoder = Encoder(in_channels, encoder_channels, n, code_dim)
+        self.quantizer = VectorQuantizer(
+            codebook_size, code_dim, beta, ema, ema_decay, l2_norm, restart_dead, dead_after
+        )
+        self.decoder = Decoder(in_channels, decoder_channels, n, code_dim)
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image, L*L."""
+        return self.latent_size**2
+
+    def encode(self, x: torch.Tensor) -> QuantizerOutput:
+        """(B, 3, S, S) images in [-1, 1] -> quantizer output with (B, L, L) indices."""
+        return self.quantizer(self.encoder(x))
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """(B, D, L, L) code vectors -> (B, 3, S, S) images."""
+        return self.decoder(z_q)
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """(B, L, L) code ids -> (B, 3, S, S) images."""
+        return self.decode(self.quantizer.codes_from_indices(indices))
+
+    @torch.no_grad()
+    def tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) images -> (B, L, L) code ids."""
+        return self.encode(x).indices
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, QuantizerOutput]:
+        """Reconstruct ``x``; returns (reconstruction, quantizer output)."""
+        q = self.encode(x)
+        return self.decode(q.z_q), q
