@@ -61,6 +61,8 @@ class VectorQuantizer(nn.Module):
         l2_norm: compare and return l2-normalised vectors (cosine similarity lookup, as in ViT-VQGAN).
         restart_dead: replace codes unused for ``dead_after`` training steps by random encoder outputs.
         dead_after: steps without use before a code is restarted.
+        init_from_data: on the first training batch, set the codes to random encoder outputs, so they start
+            where the encoder's outputs are instead of near 0 (otherwise few codes are ever picked).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class VectorQuantizer(nn.Module):
         l2_norm: bool = False,
         restart_dead: bool = False,
         dead_after: int = 100,
+        init_from_data: bool = True,
     ) -> None:
         super().__init__()
         if codebook_size < 2:
@@ -85,6 +88,7 @@ class VectorQuantizer(nn.Module):
         self.l2_norm = l2_norm
         self.restart_dead = restart_dead
         self.dead_after = dead_after
+        self.init_from_data = init_from_data
         self.embedding = nn.Embedding(codebook_size, code_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
         if ema:
@@ -92,6 +96,7 @@ class VectorQuantizer(nn.Module):
             self.register_buffer("ema_cluster_size", torch.zeros(codebook_size))
             self.register_buffer("ema_embed_sum", self.embedding.weight.detach().clone())
         self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.long))
+        self.register_buffer("initialized", torch.tensor(not init_from_data))
 
     def codebook(self) -> torch.Tensor:
         """The (K, D) code vectors as the lookup sees them."""
@@ -116,6 +121,8 @@ class VectorQuantizer(nn.Module):
             if self.l2_norm:
                 z = F.normalize(z, dim=1)
             flat = rearrange(z, "b d h w -> (b h w) d")  # (N, D)
+            if self.training and not bool(self.initialized):
+                self._init_codes(flat.detach())
             indices = self.nearest(flat)  # (N,)
             z_q_flat = F.embedding(indices, self.codebook())  # (N, D)
 
@@ -133,6 +140,19 @@ class VectorQuantizer(nn.Module):
             commitment_loss=commitment,
             codebook_loss=codebook,
         )
+
+    @torch.no_grad()
+    def _init_codes(self, flat: torch.Tensor) -> None:
+        """Seed every code with a random encoder output of this batch (rank 0's under DDP)."""
+        picks = flat[torch.randint(0, flat.shape[0], (self.codebook_size,), device=flat.device)]
+        picks = picks + 1e-3 * picks.std() * torch.randn_like(picks)  # duplicates would tie forever
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(picks, src=0)
+        self.embedding.weight.copy_(picks)
+        if self.ema:
+            self.ema_embed_sum.copy_(picks)
+            self.ema_cluster_size.fill_(1.0)
+        self.initialized.fill_(True)
 
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:

@@ -95,6 +95,7 @@ class VQVAE(nn.Module):
         l2_norm: bool = False,
         restart_dead: bool = False,
         dead_after: int = 100,
+        init_from_data: bool = True,
     ) -> None:
         super().__init__()
         encoder_channels = list(encoder_channels or [32, 64, 64, 128])
@@ -113,6 +114,7 @@ class VQVAE(nn.Module):
             l2_norm=l2_norm,
             restart_dead=restart_dead,
             dead_after=dead_after,
+            init_from_data=init_from_data,
         )
         n = num_downsamples(image_size, latent_size)
         self.image_size = image_size
@@ -120,7 +122,7 @@ class VQVAE(nn.Module):
         self.codebook_size = codebook_size
         self.encoder = Encoder(in_channels, encoder_channels, n, code_dim)
         self.quantizer = VectorQuantizer(
-            codebook_size, code_dim, beta, ema, ema_decay, l2_norm, restart_dead, dead_after
+            codebook_size, code_dim, beta, ema, ema_decay, l2_norm, restart_dead, dead_after, init_from_data
         )
         self.decoder = Decoder(in_channels, decoder_channels, n, code_dim)
 

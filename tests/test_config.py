@@ -1,0 +1,80 @@
+"""Config composition of every group option, and one-line errors for invalid values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+from hydra.utils import instantiate
+
+from tests.conftest import CONF_DIR, run_cli
+from tinymaskgit.config import validate
+from tinymaskgit.errors import ConfigError
+
+GROUPS = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "group,option", [(g, o) for g in GROUPS if g not in ("hydra", "paths") for o in options(g)]
+)
+def test_every_group_option_composes(make_cfg, group: str, option: str) -> None:
+    cfg = make_cfg(f"{group}={option}")
+    validate(cfg)
+    assert cfg.stage.name in ("vqvae", "maskgit", "classifier")
+
+
+def test_defaults_compose_to_stage1_on_generated_data(make_cfg) -> None:
+    cfg = make_cfg()
+    assert cfg.stage.name == "vqvae"
+    assert cfg.data._target_.endswith("GeneratedDataModule")
+    assert cfg.model.vqvae.latent_size == 8
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_every_data_option_instantiates(make_cfg, option: str) -> None:
+    dm = instantiate(make_cfg(f"data={option}").data)
+    assert dm.batch_size == 8
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("data.batch_size=-4", "data.batch_size"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("model.vqvae.codebook_size=1", "model.vqvae.codebook_size"),
+        ("model.vqvae.latent_size=7", "model.vqvae.latent_size"),
+        ("model.vqvae.latent_size=24", "model.vqvae.latent_size"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("data.num_workers=-1", "data.num_workers"),
+        ("stage.module.optimizer.lr=-0.1", "stage.module.optimizer.lr"),
+    ],
+)
+def test_invalid_value_names_the_key(make_cfg, override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
+        validate(make_cfg(override))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_group_option_is_refused() -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"), pytest.raises(MissingConfigException):
+        compose(config_name="train", overrides=["data=imagenet_full"])
+
+
+def test_cli_prints_one_line_error_for_bad_value(tmp_path: Path) -> None:
+    res = run_cli(["tinymaskgit.train", "data.batch_size=-1", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
+    assert res.returncode == 2
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: data.batch_size must be a positive integer, got -1"]
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_names_unknown_option(tmp_path: Path) -> None:
+    res = run_cli(["tinymaskgit.train", "model=huge"], cwd=tmp_path)
+    assert res.returncode != 0
+    assert "Could not find 'model/huge'" in res.stderr
