@@ -34,7 +34,6 @@ def small_overrides(generated_root: Path, tmp_path: Path) -> list[str]:
         f"data.root={generated_root}",
         *(f"data.{k}={v}" for k, v in GEN.items()),
         "data.batch_size=8",
-        "trainer.max_epochs=1",
         "trainer.enable_progress_bar=false",
         "~callbacks.progress_bar",
     ]

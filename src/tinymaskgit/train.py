@@ -94,6 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_cb is not None and getattr(ckpt_cb, "dirpath", None):
         metrics["best_ckpt"] = getattr(ckpt_cb, "best_model_path", "")
         metrics["last_ckpt"] = getattr(ckpt_cb, "last_model_path", "")
+    metrics["global_step"] = trainer.global_step
     metrics["output_dir"] = str(cfg.paths.output_dir)
     return metrics
 

@@ -1,0 +1,75 @@
+"""Helpers shared by the benchmark scripts: timing, presets, and the table + JSON report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+CONF = Path(__file__).resolve().parents[1] / "src" / "tinymaskgit" / "conf"
+
+
+def preset(name: str, part: str, **extra: Any) -> Any:
+    """Build ``model.<part>`` of preset ``name`` from the real config file."""
+    cfg = OmegaConf.merge({"data": {"image_size": 64}}, {"model": OmegaConf.load(CONF / "model" / f"{name}.yaml")})
+    node = cfg.model[part]
+    for k, v in extra.items():
+        node[k] = v
+    return instantiate(node)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_per_call(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> float:
+    """Median seconds of ``fn`` over ``iters`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env = {
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def report(name: str, rows: list[dict[str, Any]], device: torch.device, out_dir: str) -> Path:
+    """Print ``rows`` as a table and write them with the environment to ``out_dir/<name>.json``."""
+    cols = list(rows[0])
+    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    print(" | ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("-+-".join("-" * w for w in widths))
+    for r in rows:
+        print(" | ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths)))
+    out = Path(out_dir) / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": environment(device), "rows": rows}, indent=2))
+    print(f"\nwrote {out}")
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

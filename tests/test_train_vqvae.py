@@ -1,0 +1,117 @@
+"""Stage 1 end to end: fast_dev_run, checkpoints and resume, the CLI, loggers and DDP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import GEN, run_cli
+from tinymaskgit.errors import CheckpointError
+from tinymaskgit.lit.vqvae_module import load_tokenizer
+from tinymaskgit.train import train
+
+
+def test_fast_dev_run(make_cfg) -> None:
+    metrics = train(make_cfg("debug=fast"))
+    assert "val/rec_loss" in metrics and metrics["global_step"] == 1
+
+
+def test_run_writes_checkpoints_images_and_logs(make_cfg, tmp_path: Path) -> None:
+    metrics = train(make_cfg("debug=limit"))
+    run = tmp_path / "run"
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert sorted(p.name for p in (run / "images").iterdir()) == [
+        "reconstructions_epoch000.png",
+        "reconstructions_epoch001.png",
+    ]
+    assert (run / "csv" / "metrics.csv").is_file() and (run / "config.yaml").is_file()
+    for key in ("val/psnr", "val/codebook_usage", "val/perplexity", "train/codebook_usage"):
+        assert key in metrics
+    assert 0 < metrics["val/codebook_usage"] <= 100
+
+
+def test_tokenizer_rebuilds_from_checkpoint_alone(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("debug=limit", "model.vqvae.codebook_size=64"))
+    net = load_tokenizer(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert net.codebook_size == 64 and not net.training
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert net.tokenize(x).shape == (2, 8, 8)
+
+
+def test_resume_from_last_continues_where_it_stopped(make_cfg, tmp_path: Path) -> None:
+    first = tmp_path / "logs" / "vqvae" / "runs" / "first"
+    train(make_cfg("debug=limit", "trainer.max_epochs=1", f"paths.output_dir={first}"))
+    assert torch.load(first / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+    second = tmp_path / "logs" / "vqvae" / "runs" / "second"
+    metrics = train(make_cfg("debug=limit", "ckpt_path=last", f"paths.output_dir={second}"))
+    assert metrics["global_step"] == 6  # 3 steps of epoch 0 restored + 3 of epoch 1
+    ckpt = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["epoch"] == 1
+    assert (first / "checkpoints" / "last.ckpt").is_file()  # the earlier run is untouched
+
+
+def test_resume_last_without_earlier_run_says_so(make_cfg) -> None:
+    with pytest.raises(CheckpointError, match="found no earlier run"):
+        train(make_cfg("debug=limit", "ckpt_path=last"))
+
+
+def test_resume_with_mismatched_model_names_the_difference(make_cfg, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    train(make_cfg("debug=limit", "trainer.max_epochs=1", f"paths.output_dir={first}"))
+    ckpt = first / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match="codebook_size=512 but this run's model has codebook_size=128"):
+        train(make_cfg("debug=limit", f"ckpt_path={ckpt}", "model.vqvae.codebook_size=128"))
+
+
+def test_missing_or_corrupt_checkpoint(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(make_cfg("debug=limit", f"ckpt_path={tmp_path / 'nope.ckpt'}"))
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_tokenizer(str(bad))
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "none"])
+def test_other_loggers(make_cfg, logger: str) -> None:
+    assert "val/psnr" in train(make_cfg("debug=limit", "trainer.max_epochs=1", f"logger={logger}"))
+
+
+def test_wandb_runs_offline_without_account(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    for var in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    train(make_cfg("debug=limit", "trainer.max_epochs=1", "logger=wandb"))
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    res = run_cli(
+        ["tinymaskgit.train", "stage=vqvae", "debug=limit", "trainer.max_epochs=1", f"data.root={generated_root}",
+         *(f"data.{k}={v}" for k, v in GEN.items())],
+        cwd=elsewhere,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = list((elsewhere / "logs" / "vqvae" / "runs").iterdir())
+    assert len(runs) == 1
+    assert (runs[0] / "checkpoints" / "last.ckpt").is_file()
+    assert (runs[0] / ".hydra" / "config.yaml").is_file()
+
+
+def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
+    res = run_cli(
+        ["tinymaskgit.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+         "trainer.precision=32-true", "debug=limit", "trainer.max_epochs=1", f"data.root={generated_root}",
+         *(f"data.{k}={v}" for k, v in GEN.items()), "data.batch_size=4", "model.vqvae.codebook_size=64"],
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = list((tmp_path / "logs" / "vqvae" / "runs").iterdir())
+    assert len(runs) == 1  # both processes wrote into one run dir
+    ckpt = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 3
+    assert "world_size=2" in res.stderr or "distributed_backend=gloo" in res.stderr
