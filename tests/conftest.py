@@ -26,16 +26,16 @@ def generated_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def small_overrides(generated_root: Path, tmp_path: Path) -> list[str]:
+def small_overrides(generated_root: Path, tmp_path: Path, generated: bool = True) -> list[str]:
     """Overrides that make any stage run on the small generated data in seconds."""
+    data = [f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items())] if generated else []
     return [
         f"paths.root_dir={tmp_path}",
         f"paths.output_dir={tmp_path / 'run'}",
-        f"data.root={generated_root}",
-        *(f"data.{k}={v}" for k, v in GEN.items()),
+        *data,
         "data.batch_size=8",
         "trainer.enable_progress_bar=false",
-        "~callbacks.progress_bar",
+        "++callbacks.progress_bar=null",
     ]
 
 
@@ -45,7 +45,10 @@ def make_cfg(generated_root: Path, tmp_path: Path) -> Callable[..., DictConfig]:
 
     def _make(*overrides: str) -> DictConfig:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            return compose(config_name="train", overrides=[*small_overrides(generated_root, tmp_path), *overrides])
+            probe = compose(config_name="train", overrides=[o for o in overrides if not o.startswith("data.")])
+            generated = probe.data._target_.endswith("GeneratedDataModule")
+            base = small_overrides(generated_root, tmp_path, generated)
+            return compose(config_name="train", overrides=[*base, *overrides])
 
     return _make
 
@@ -57,3 +60,42 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
         [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def compose_small(generated_root: Path, run_root: Path, *overrides: str) -> DictConfig:
+    """compose() for session fixtures, which cannot use the function-scoped ``make_cfg``."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=[*small_overrides(generated_root, run_root), *overrides])
+
+
+# A tokenizer small enough to train in seconds: 16x16 images would not exercise the real grid, so the
+# images stay 64x64 and the nets stay narrow.
+TINY_VQ = [
+    "model.vqvae.encoder_channels=[8,16,16,32]",
+    "model.vqvae.decoder_channels=[8,16,16,32]",
+    "model.vqvae.codebook_size=32",
+    "model.vqvae.code_dim=16",
+]
+TINY_TF = ["model.transformer.dim=32", "model.transformer.depth=2", "model.transformer.heads=4",
+           "model.transformer.mlp_dim=64"]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_ckpt(generated_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage-1 checkpoint trained for a few steps on the generated data."""
+    from tinymaskgit.train import train
+
+    root = tmp_path_factory.mktemp("vq")
+    train(compose_small(generated_root, root, "debug=limit", *TINY_VQ))
+    return root / "run" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def maskgit_ckpt(generated_root: Path, tokenizer_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage-2 checkpoint trained for a few steps on the tokens of ``tokenizer_ckpt``."""
+    from tinymaskgit.train import train
+
+    root = tmp_path_factory.mktemp("mg")
+    train(compose_small(generated_root, root, "stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=limit",
+                        "stage.module.sample.n_per_class=2", *TINY_TF))
+    return root / "run" / "checkpoints" / "last.ckpt"

@@ -1,19 +1,69 @@
-"""How each training stage builds its DataModule and LightningModule from a composed config."""
+"""How each training stage builds its DataModule, LightningModule and extra callbacks from a config."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from tinymaskgit.errors import CheckpointError, ConfigError
 
-def build_vqvae(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+Built = tuple[L.LightningDataModule, L.LightningModule, list[L.Callback]]
+
+
+def build_vqvae(cfg: DictConfig) -> Built:
     """Stage 1: images -> VQ-VAE."""
-    return instantiate(cfg.data), instantiate(cfg.stage.module)
+    return instantiate(cfg.data), instantiate(cfg.stage.module), []
 
 
-STAGES: dict[str, Callable[[DictConfig], tuple[L.LightningDataModule, L.LightningModule]]] = {
+def build_maskgit(cfg: DictConfig) -> Built:
+    """Stage 2: images -> frozen tokenizer -> cached tokens -> transformer."""
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    from tinymaskgit.data.tokens import TokenDataModule
+    from tinymaskgit.lit.vqvae_module import load_tokenizer
+
+    if not cfg.get("tokenizer_ckpt"):
+        raise ConfigError(
+            "stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run"
+        )
+    path = str(Path(cfg.tokenizer_ckpt).expanduser())
+    tokenizer = load_tokenizer(path)
+    images = instantiate(cfg.data)
+    if tokenizer.image_size != images.image_size:
+        raise CheckpointError(
+            f"tokenizer {path} takes {tokenizer.image_size}px images but data.image_size={images.image_size}"
+        )
+    t = cfg.model.transformer
+    for key, theirs in (("codebook_size", tokenizer.codebook_size), ("num_tokens", tokenizer.num_tokens)):
+        mine = t.get(key)
+        if mine is not None and mine != theirs:
+            raise CheckpointError(
+                f"model.transformer.{key}={mine} does not match the tokenizer {path}, which has {key}={theirs}; "
+                f"set model.transformer.{key}=null to take the tokenizer's, or pick the matching model preset"
+            )
+    num_classes = t.get("num_classes")
+    if num_classes is None:
+        num_classes = images.num_classes
+    net = instantiate(
+        t, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens, num_classes=num_classes
+    )
+    datamodule = TokenDataModule(images, tokenizer, cache_dir=cfg.stage.cache_dir,
+                                 encode_batch_size=cfg.stage.encode_batch_size)
+    module = instantiate(
+        cfg.stage.module, net=net, tokenizer=tokenizer, schedule=cfg.schedule.name,
+        class_names=list(images.class_names) if num_classes else [],
+    )
+    callbacks: list[L.Callback] = []
+    if cfg.stage.get("ema_decay"):
+        callbacks.append(EMAWeightAveraging(decay=cfg.stage.ema_decay))
+    return datamodule, module, callbacks
+
+
+STAGES: dict[str, Callable[[DictConfig], Built]] = {
     "vqvae": build_vqvae,
+    "maskgit": build_maskgit,
 }

@@ -73,8 +73,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     torch.set_float32_matmul_precision("high")
 
-    datamodule, module = STAGES[stage](cfg)
-    callbacks = instantiate_dict(cfg.get("callbacks"))
+    datamodule, module, extra_callbacks = STAGES[stage](cfg)
+    callbacks = instantiate_dict(cfg.get("callbacks")) + extra_callbacks
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 

@@ -1,0 +1,193 @@
+"""Stage 2 training: masked visual token modelling (Chang et al. 2022, sec. 3.1) with CFG label dropout."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.models.vqvae import VQVAE
+from tinymaskgit.sampling.decode import DecodeSettings, decode
+from tinymaskgit.sampling.schedules import get_schedule
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def training_mask(
+    schedule: Callable[[torch.Tensor], torch.Tensor], b: int, n: int, device: torch.device,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, N) bool: per sample r ~ U(0, 1) and exactly ceil(gamma(r) * N) positions (at least 1) masked."""
+    r = torch.rand(b, device=device, generator=generator)
+    n_mask = torch.ceil(schedule(r) * n).clamp(1, n).long()  # (B,)
+    rank = torch.rand(b, n, device=device, generator=generator).argsort(1).argsort(1)  # random permutation
+    return rank < n_mask[:, None]
+
+
+class MaskGITModule(L.LightningModule):
+    """Trains a MaskGITTransformer on the tokens of a frozen tokenizer (kept in the checkpoint for sampling).
+
+    Args:
+        net: the transformer.
+        tokenizer: the frozen VQVAE, used to show samples and saved with the weights.
+        optimizer: partial optimizer taking the parameters.
+        schedule: the mask schedule name (cosine, arccos, linear, square).
+        label_drop: probability of replacing the class by the null class (CFG training).
+        loss_on_all: cross-entropy on every token instead of the masked ones only.
+        warmup_steps: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak.
+        sample: settings for the sample grids (steps, cfg_weight, temperature, n_per_class).
+    """
+
+    def __init__(
+        self,
+        net: MaskGITTransformer,
+        tokenizer: VQVAE,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        schedule: str = "cosine",
+        label_drop: float = 0.1,
+        loss_on_all: bool = False,
+        label_smoothing: float = 0.1,
+        warmup_steps: int = 500,
+        min_lr_ratio: float = 0.1,
+        grad_clip: float = 1.0,
+        compile: bool = False,
+        class_names: list[str] | None = None,
+        sample: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        get_schedule(schedule)
+        if not 0 <= label_drop <= 1:
+            raise ValueError(f"stage.module.label_drop must be in [0, 1], got {label_drop}")
+        self.save_hyperparameters(ignore=["net", "tokenizer", "optimizer"])
+        self.net = net
+        self.tokenizer = tokenizer.eval().requires_grad_(False)
+        self.optimizer_factory = optimizer
+        self.gamma = get_schedule(schedule)
+        self.class_names = list(class_names or [])
+        self.sample_settings = dict(sample or {})
+        if compile:
+            self.net.compile()
+
+    def train(self, mode: bool = True) -> MaskGITModule:
+        super().train(mode)
+        self.tokenizer.eval()  # frozen: never in training mode
+        return self
+
+    # -- masked visual token modelling ------------------------------------------------------------------
+    def _common_step(self, batch: Batch, stage: str, generator: torch.Generator | None = None) -> torch.Tensor:
+        tokens, labels = batch  # (B, N), (B,)
+        b, n = tokens.shape
+        mask = training_mask(self.gamma, b, n, tokens.device, generator)  # (B, N)
+        inputs = tokens.masked_fill(mask, self.net.mask_token_id)
+        class_ids = labels.clone()
+        if self.net.num_classes == 0:
+            class_ids.fill_(self.net.null_class_id)
+        elif stage == "train" and self.hparams.label_drop > 0:
+            drop = torch.rand(b, device=tokens.device) < self.hparams.label_drop
+            class_ids = class_ids.masked_fill(drop, self.net.null_class_id)
+        logits = self.net(inputs, class_ids)  # (B, N, K)
+        target = mask if not self.hparams.loss_on_all else torch.ones_like(mask)
+        loss = F.cross_entropy(
+            logits[target].float(), tokens[target], label_smoothing=self.hparams.label_smoothing
+        )
+        acc = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
+        self.log_dict(
+            {f"{stage}/loss": loss, f"{stage}/masked_acc": acc},
+            on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=stage != "train", batch_size=b,
+        )
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        # the same masks every epoch, so val/loss is comparable across epochs
+        g = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
+        self._common_step(batch, "val", generator=g)
+
+    # -- optimisation ------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay, no_decay = [], []
+        for name, p in self.net.named_parameters():
+            (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
+        opt = self.optimizer_factory(params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warm = min(self.hparams.warmup_steps, max(1, total // 10))
+        floor = self.hparams.min_lr_ratio
+
+        def lr_lambda(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            progress = min(1.0, (step - warm) / max(1, total - warm))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        if self.hparams.grad_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[KEY] = {
+            "stage": "maskgit",
+            "net_config": dict(self.net.config),
+            "tokenizer_config": dict(self.tokenizer.config),
+            "class_names": self.class_names,
+            "schedule": self.hparams.schedule,
+        }
+
+    # -- pictures ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def log_images(self, batch: Batch | None = None, max_images: int = 16) -> dict[str, torch.Tensor]:
+        """A sample grid: one row of ``n_per_class`` samples per class (two rows if unconditional)."""
+        s = dict(self.sample_settings)
+        per_row = int(s.pop("n_per_class", 8))
+        rows = self.net.num_classes or 2
+        class_ids = None
+        if self.net.num_classes:
+            class_ids = torch.arange(rows, device=self.device).repeat_interleave(per_row)
+        settings = DecodeSettings(schedule=self.hparams.schedule, **s)
+        n = rows * per_row
+        tokens = torch.zeros(n, self.net.num_tokens, dtype=torch.long, device=self.device)
+        unknown = torch.ones_like(tokens, dtype=torch.bool)
+        g = torch.Generator(device=self.device).manual_seed(0)
+        out = decode(self.net, tokens, unknown, class_ids, settings, generator=g)
+        side = self.tokenizer.latent_size
+        return {"samples": self.tokenizer.decode_indices(out.tokens.view(n, side, side))}
+
+
+@dataclass
+class MaskGIT:
+    """A trained stage-2 model ready to sample: transformer, tokenizer and what the checkpoint says."""
+
+    net: MaskGITTransformer
+    tokenizer: VQVAE
+    class_names: list[str]
+    meta: dict[str, Any]
+
+
+def load_maskgit(path: str, device: str | torch.device = "cpu") -> MaskGIT:
+    """Rebuild transformer and tokenizer from a stage-2 checkpoint file alone (eval mode, on ``device``).
+
+    With EMA on, the checkpoint's weights are the averaged ones (Lightning's WeightAveraging saves those).
+    """
+    ckpt = read_checkpoint(path, expect_stage="maskgit")
+    meta = ckpt[KEY]
+    state = ckpt["state_dict"]
+    net = MaskGITTransformer(**meta["net_config"])
+    net.load_state_dict(sub_state_dict(state, "net"))
+    tokenizer = VQVAE(**meta["tokenizer_config"])
+    tokenizer.load_state_dict(sub_state_dict(state, "tokenizer"))
+    names = list(meta.get("class_names") or [])
+    return MaskGIT(net.eval().to(device), tokenizer.eval().to(device), names, meta)

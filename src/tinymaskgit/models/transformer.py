@@ -1,0 +1,134 @@
+"""The MaskGIT transformer (Chang et al. 2022): a bidirectional encoder that predicts masked visual tokens.
+
+Dimension legend: B batch, N tokens per image (L*L), K codebook size, C width.
+Vocabulary: the K codebook ids plus one mask token, ``mask_token_id = K``. The class condition is a class
+token prepended to the sequence, from its own table of ``num_classes + 1`` entries; the last entry,
+``null_class_id = num_classes``, is the "no class" used for classifier-free guidance and for
+unconditional models (``num_classes = 0``). Output: logits over the K codes at every image position.
+
+CFG convention: ``logits = (1 + w) * cond - w * uncond``; w = 0 is the plain conditional model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tinymaskgit.models.attention import MultiHeadSelfAttention
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: Linear, GELU, Linear."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, attn_impl: str) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = MultiHeadSelfAttention(dim, heads, dropout, attn_impl)
+        self.drop = nn.Dropout(dropout)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, mlp_dim, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x)))
+        return x + self.mlp(self.ln2(x))
+
+
+class MaskGITTransformer(nn.Module):
+    """Bidirectional transformer over token grids. ``config`` rebuilds it: ``MaskGITTransformer(**config)``.
+
+    Args:
+        codebook_size: K, the tokenizer's number of codes.
+        num_tokens: N, tokens per image (the tokenizer's latent_size ** 2).
+        num_classes: number of classes; 0 for an unconditional model.
+        dim, depth, heads, mlp_dim, dropout: the usual transformer sizes.
+        attn_impl: 'math' (written out) or 'sdpa' (PyTorch's fused kernel), same result.
+    """
+
+    def __init__(
+        self,
+        codebook_size: int,
+        num_tokens: int,
+        num_classes: int = 0,
+        dim: int = 256,
+        depth: int = 4,
+        heads: int = 8,
+        mlp_dim: int = 1024,
+        dropout: float = 0.1,
+        attn_impl: str = "math",
+    ) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = dict(
+            codebook_size=codebook_size,
+            num_tokens=num_tokens,
+            num_classes=num_classes,
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp_dim,
+            dropout=dropout,
+            attn_impl=attn_impl,
+        )
+        self.codebook_size = codebook_size
+        self.num_tokens = num_tokens
+        self.num_classes = num_classes
+        self.mask_token_id = codebook_size
+        self.null_class_id = num_classes
+        self.tok_emb = nn.Embedding(codebook_size + 1, dim)  # + mask token
+        self.class_emb = nn.Embedding(num_classes + 1, dim)  # + null class
+        self.pos_emb = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))  # + class token
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_dim, dropout, attn_impl) for _ in range(depth))
+        self.ln_f = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, codebook_size)
+        self.apply(self._init_weights)
+        nn.init.trunc_normal_(self.pos_emb, std=0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def set_attn_impl(self, attn_impl: str) -> None:
+        """Switch every attention layer between 'math' and 'sdpa' (weights unchanged)."""
+        for block in self.blocks:
+            block.attn.attn_impl = attn_impl  # type: ignore[union-attr]
+        self.config["attn_impl"] = attn_impl
+
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N) token ids (mask_token_id where masked), (B,) class ids or None -> (B, N, K) logits."""
+        b, n = tokens.shape
+        if n != self.num_tokens:
+            raise ValueError(f"expected {self.num_tokens} tokens per image, got {n}")
+        if class_ids is None:
+            class_ids = torch.full((b,), self.null_class_id, dtype=torch.long, device=tokens.device)
+        x = torch.cat([self.class_emb(class_ids)[:, None], self.tok_emb(tokens)], dim=1)  # (B, 1 + N, C)
+        x = self.drop(x + self.pos_emb)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x[:, 1:]))  # (B, N, K)
+
+    def forward_with_cfg(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_weight: float) -> torch.Tensor:
+        """Guided logits (1 + w) * cond - w * uncond, both halves in one batched forward."""
+        if cfg_weight == 0:
+            return self(tokens, class_ids)
+        null = torch.full_like(class_ids, self.null_class_id)
+        both = self(torch.cat([tokens, tokens]), torch.cat([class_ids, null]))  # (2B, N, K)
+        cond, uncond = both.chunk(2)
+        return (1 + cfg_weight) * cond - cfg_weight * uncond

@@ -1,0 +1,1 @@
+"""Mask schedules and iterative decoding: functions of a model and settings, not of the trainer."""

@@ -1,0 +1,139 @@
+"""Iterative parallel decoding (Chang et al. 2022, sec. 3.2), for generation and inpainting alike.
+
+Dimension legend: B batch, N tokens per image, K codebook size, T steps.
+
+Conventions (the paper's by default; flags give the MaskGIT lab's where it differs):
+- Each step samples one token per unknown position from softmax(logits) (``sample_tokens=False``: argmax).
+- Confidence = log p(sampled token) + tau_k * Gumbel noise, tau_k = temperature * (1 - k / T), k = 0..T-1
+  (``gumbel_on='prob'``: p instead of log p). Known and already-decided positions get +inf.
+- After step k, ceil((1 - gamma((k + 1) / T)) * M) of the M initially unknown tokens are decided (at least
+  one more per step while any remain); the schedule counts the unknown tokens, not the whole grid.
+- Tokens known at the start never change; decided tokens are never re-masked.
+- Sweet spot t < T: stop after t steps and fill what is still masked with that step's prediction.
+- CFG: logits = (1 + w) * cond - w * uncond (w = 0: the conditional model); ``cfg_schedule='linear'``
+  ramps w from w/T at the first step to w at the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.sampling.schedules import decided_counts, get_schedule
+
+GUMBEL_ON = ("logp", "prob")
+CFG_SCHEDULES = ("constant", "linear")
+
+
+@dataclass
+class DecodeSettings:
+    """Sampler settings (the names are the config keys of sample/inpaint/evaluate)."""
+
+    schedule: str = "arccos"
+    steps: int = 8
+    sweet_spot: int | None = None  # stop after this many steps (None: all T)
+    cfg_weight: float = 1.0
+    cfg_schedule: str = "constant"
+    temperature: float = 4.5
+    sample_tokens: bool = True  # False: argmax token (lab)
+    gumbel_on: str = "logp"  # 'prob': Gumbel noise added to p (lab)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid setting."""
+        get_schedule(self.schedule)
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.sweet_spot is not None and not 1 <= self.sweet_spot <= self.steps:
+            raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
+        if self.gumbel_on not in GUMBEL_ON:
+            raise ValueError(f"gumbel_on must be one of {GUMBEL_ON}, got {self.gumbel_on!r}")
+        if self.cfg_schedule not in CFG_SCHEDULES:
+            raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got {self.cfg_schedule!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass
+class DecodeOutput:
+    """Final tokens and, when asked for, each step's state."""
+
+    tokens: torch.Tensor  # (B, N) code ids, nothing masked
+    masks: list[torch.Tensor] = field(default_factory=list)  # per step (B, N) bool: still unknown after it
+    predictions: list[torch.Tensor] = field(default_factory=list)  # per step (B, N): decided + predicted ids
+
+
+def _gumbel(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
+    return -torch.log(-torch.log(u))
+
+
+@torch.no_grad()
+def decode(
+    model: MaskGITTransformer,
+    tokens: torch.Tensor,
+    unknown: torch.Tensor,
+    class_ids: torch.Tensor | None,
+    settings: DecodeSettings,
+    generator: torch.Generator | None = None,
+    return_history: bool = False,
+) -> DecodeOutput:
+    """Fill the ``unknown`` positions of ``tokens`` by iterative decoding.
+
+    Args:
+        tokens: (B, N) code ids; the values at unknown positions are ignored.
+        unknown: (B, N) bool, True where the token is to be generated.
+        class_ids: (B,) class ids, or None for the null class (unconditional).
+        generator: a torch.Generator on the model's device, for reproducible samples.
+    """
+    settings.validate()
+    schedule = get_schedule(settings.schedule)
+    b, n = tokens.shape
+    device = tokens.device
+    mask_id = model.mask_token_id
+    if class_ids is None:
+        class_ids = torch.full((b,), model.null_class_id, dtype=torch.long, device=device)
+    guided = model.num_classes > 0 and settings.cfg_weight != 0
+
+    unknown = unknown.bool()
+    current = torch.where(unknown, torch.full_like(tokens, mask_id), tokens)  # (B, N)
+    known = ~unknown
+    counts = decided_counts(schedule, settings.steps, unknown.sum(1))  # (T, B)
+    last = settings.sweet_spot or settings.steps
+    out = DecodeOutput(tokens=current)
+
+    for k in range(last):
+        still = current == mask_id  # (B, N)
+        if not still.any():
+            break
+        w = settings.cfg_weight * ((k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0)
+        if guided:
+            logits = model.forward_with_cfg(current, class_ids, w)
+        else:
+            logits = model(current, class_ids)  # (B, N, K)
+        logp = torch.log_softmax(logits.float(), dim=-1)  # (B, N, K)
+        if settings.sample_tokens:
+            flat = logp.exp().view(b * n, -1)
+            sampled = torch.multinomial(flat, 1, generator=generator).view(b, n)  # (B, N)
+        else:
+            sampled = logp.argmax(-1)
+        picked = logp.gather(-1, sampled[..., None]).squeeze(-1)  # (B, N) log p of the sampled token
+        score = picked if settings.gumbel_on == "logp" else picked.exp()
+        tau = settings.temperature * (1 - k / settings.steps)
+        confidence = score + tau * _gumbel(score.shape, generator, device)
+        confidence = confidence.masked_fill(~still, float("inf"))  # known and decided are kept
+
+        keep = known.sum(1) + counts[k]  # (B,) positions decided after this step, known included
+        order = confidence.argsort(dim=1, descending=True)
+        rank = torch.empty_like(order).scatter_(1, order, torch.arange(n, device=device).expand(b, n))
+        decided = rank < keep[:, None]  # (B, N)
+        prediction = torch.where(still, sampled, current)
+        current = torch.where(still & decided, sampled, current)
+        if k == last - 1:  # sweet spot (or the last step): fill the rest with this step's prediction
+            current = prediction
+        if return_history:
+            out.masks.append((current == mask_id).clone())
+            out.predictions.append(prediction.clone())
+    out.tokens = current
+    return out

@@ -1,0 +1,72 @@
+"""Stage 2 end to end on generated data with a tiny tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY_TF
+from tinymaskgit.errors import CheckpointError, ConfigError
+from tinymaskgit.lit.maskgit_module import load_maskgit
+from tinymaskgit.train import train
+
+
+def test_fast_dev_run(make_cfg, tokenizer_ckpt: Path) -> None:
+    metrics = train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", *TINY_TF))
+    assert "val/loss" in metrics and "val/masked_acc" in metrics
+
+
+def test_checkpoint_rebuilds_sampler(maskgit_ckpt: Path) -> None:
+    m = load_maskgit(str(maskgit_ckpt))
+    assert m.net.num_classes == 10 and len(m.class_names) == 10
+    assert m.net.codebook_size == m.tokenizer.codebook_size == 32
+    assert m.net.num_tokens == m.tokenizer.num_tokens == 64
+    grids = sorted(p.name for p in (maskgit_ckpt.parents[1] / "images").iterdir())
+    assert grids == ["samples_epoch000.png", "samples_epoch001.png"]
+
+
+def test_token_cache_is_reused_and_keyed(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
+    cfg = make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", *TINY_TF)
+    train(cfg)
+    cache = Path(cfg.stage.cache_dir)
+    files = sorted(cache.glob("*.pt"))
+    assert len(files) == 2 and any(f.name.endswith("-flip.pt") for f in files)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    train(cfg)
+    assert [f.stat().st_mtime_ns for f in sorted(cache.glob("*.pt"))] == stamps  # hit: not rewritten
+    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "data.hflip=false",
+                   *TINY_TF))
+    assert len(list(cache.glob("*.pt"))) == 3  # other flip setting -> a new train cache, old ones kept
+
+
+def test_missing_tokenizer_is_explained(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs tokenizer_ckpt="):
+        train(make_cfg("stage=maskgit", "debug=fast"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tmp_path / 'none.ckpt'}", "debug=fast"))
+
+
+def test_stage2_checkpoint_is_not_a_tokenizer(make_cfg, maskgit_ckpt: Path) -> None:
+    with pytest.raises(CheckpointError, match="stage=maskgit checkpoint, but a stage=vqvae one is needed"):
+        train(make_cfg("stage=maskgit", f"tokenizer_ckpt={maskgit_ckpt}", "debug=fast"))
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.transformer.codebook_size=1024", "codebook_size=1024 does not match .* codebook_size=32"),
+        ("model.transformer.num_tokens=256", "num_tokens=256 does not match .* num_tokens=64"),
+    ],
+)
+def test_mismatched_transformer_is_refused(make_cfg, tokenizer_ckpt: Path, override: str, message: str) -> None:
+    with pytest.raises(CheckpointError, match=message):
+        train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", override))
+
+
+def test_ema_weights_option(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
+    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=limit", "trainer.max_epochs=1",
+                   "stage.ema_decay=0.9", "stage.module.sample.n_per_class=1", *TINY_TF))
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert any("EMAWeightAveraging" in k for k in ckpt.get("callbacks", {}))
