@@ -5,9 +5,14 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from tinymaskgit.errors import TinyMaskGITError
+import torch
+from omegaconf import DictConfig
+
+from tinymaskgit.errors import ConfigError, TinyMaskGITError
+from tinymaskgit.sampling.decode import DecodeSettings
 
 
 def user_error(exc: BaseException) -> TinyMaskGITError | None:
@@ -37,3 +42,70 @@ def friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; anything else as given (checked to exist)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA GPU is visible; use device=cpu or device=auto")
+    return dev
+
+
+def prepare_out_dir(path: str | Path, overwrite: bool) -> Path:
+    """Create ``path``; refuse an existing non-empty folder unless ``overwrite`` (nothing is deleted)."""
+    out = Path(path).expanduser()
+    if out.is_dir() and any(p.name != ".hydra" and p.name[-4:] != ".log" for p in out.iterdir()) and not overwrite:
+        raise ConfigError(f"out_dir {out} already holds files; choose another out_dir or pass overwrite=true")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def decode_settings(cfg: DictConfig) -> DecodeSettings:
+    """The sampler keys of an entry point's config (conf/sampler/*.yaml, schedule group), validated."""
+    s = DecodeSettings(
+        schedule=cfg.schedule.name,
+        steps=cfg.steps,
+        sweet_spot=cfg.sweet_spot,
+        cfg_weight=float(cfg.cfg_weight),
+        cfg_schedule=cfg.cfg_schedule,
+        temperature=float(cfg.temperature),
+        sample_tokens=bool(cfg.sample_tokens),
+        gumbel_on=cfg.gumbel_on,
+    )
+    try:
+        s.validate()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return s
+
+
+def class_ids_from_names(wanted: list[str | int] | None, names: list[str]) -> list[int]:
+    """Class names (case-insensitive) or ids -> ids; None -> every class. Unknown ones list the valid names."""
+    if not names:
+        if wanted:
+            raise ConfigError("this model is unconditional (no classes); remove classes=... / class_id=...")
+        return []
+    if wanted is None:
+        return list(range(len(names)))
+    lookup = {n.lower(): i for i, n in enumerate(names)}
+    ids = []
+    for w in wanted:
+        if isinstance(w, int) or (isinstance(w, str) and w.isdigit()):
+            i = int(w)
+            if not 0 <= i < len(names):
+                raise ConfigError(f"class id {i} is out of range 0..{len(names) - 1}")
+            ids.append(i)
+        elif str(w).lower() in lookup:
+            ids.append(lookup[str(w).lower()])
+        else:
+            valid = ", ".join(names)
+            raise ConfigError(f"unknown class {w!r}; valid classes: {valid}")
+    return ids
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of a class name."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "class"

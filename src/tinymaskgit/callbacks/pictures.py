@@ -1,0 +1,42 @@
+"""Pictures of decoding: a strip of every step (latent mask over predicted image) and an animated GIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.utils import make_grid
+
+from tinymaskgit.data.images import to_uint8
+
+
+def mask_image(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """(L, L) bool still-unknown mask -> (3, size, size) in [-1, 1]: unknown black, decided white."""
+    m = (~mask).float()[None, None]  # (1, 1, L, L)
+    return (F.interpolate(m, size=(size, size), mode="nearest")[0] * 2 - 1).expand(3, size, size)
+
+
+def step_frames(masks: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """Per step, the latent mask above the predicted image: (T, 3, 2S + 2, S) in [-1, 1].
+
+    Args:
+        masks: T tensors (L, L) bool, True where the token is still unknown after the step.
+        images: (T, 3, S, S) the images predicted at each step.
+    """
+    size = images.shape[-1]
+    sep = torch.ones(3, 2, size)
+    return torch.stack([torch.cat([mask_image(m, size), sep, img], dim=1) for m, img in zip(masks, images)])
+
+
+def save_step_strip(frames: torch.Tensor, path: Path) -> None:
+    """Save the frames side by side (one column per step) as a PNG, and as an animated GIF beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0, normalize=False)
+    Image.fromarray(to_uint8(grid).permute(1, 2, 0).numpy()).save(path)
+    gif = [Image.fromarray(to_uint8(f).permute(1, 2, 0).numpy()).resize((f.shape[-1] * 3, f.shape[-2] * 3),
+                                                                        Image.Resampling.NEAREST)
+           for f in frames]
+    gif += [gif[-1]] * 3  # linger on the result
+    gif[0].save(path.with_suffix(".gif"), save_all=True, append_images=gif[1:], duration=400, loop=0)
