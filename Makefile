@@ -3,10 +3,13 @@
 PYTHON ?= python
 ARGS ?=
 DATA ?= data
-DEMO_DIR ?= logs/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+DEMO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+DEMO_DIR ?= logs/demo/$(DEMO_STAMP)
+DEMO_VQ_EPOCHS ?= 6
+DEMO_MG_EPOCHS ?= 12
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-all lint format demo train-vqvae train-maskgit fid-sweep data data-generated \
+.PHONY: help install test lint format demo train-vqvae train-maskgit sample inpaint fid-sweep data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -28,14 +31,30 @@ format: ## apply ruff's formatting and safe fixes
 	$(PYTHON) -m ruff check --fix src tests benchmarks
 
 demo: ## the whole pipeline on the generated data with the tiny preset (2 CPU cores)
-	$(PYTHON) -m tinymaskgit.train experiment=demo stage=vqvae hydra.run.dir=$(DEMO_DIR)/vqvae $(ARGS)
-	@echo "reconstructions: $(DEMO_DIR)/vqvae/images/ (originals and reconstructions side by side)"
+	$(PYTHON) -m tinymaskgit.train experiment=demo stage=vqvae trainer.max_epochs=$(DEMO_VQ_EPOCHS) \
+		hydra.run.dir=$(DEMO_DIR)/vqvae $(ARGS)
+	$(PYTHON) -m tinymaskgit.train experiment=demo stage=maskgit trainer.max_epochs=$(DEMO_MG_EPOCHS) \
+		tokenizer_ckpt=$(DEMO_DIR)/vqvae/checkpoints/last.ckpt hydra.run.dir=$(DEMO_DIR)/maskgit $(ARGS)
+	$(PYTHON) -m tinymaskgit.sample ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt n_per_class=8 \
+		hydra.run.dir=$(DEMO_DIR)/samples
+	$(PYTHON) -m tinymaskgit.inpaint ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt step_strips=[0,1] \
+		hydra.run.dir=$(DEMO_DIR)/inpaint
+	@echo "demo outputs in $(DEMO_DIR):"
+	@echo "  vqvae/images/     originals and reconstructions side by side"
+	@echo "  samples/grid.png  a row of samples per class; samples/steps/ every decoding step"
+	@echo "  inpaint/completed/ inpainted test images; inpaint/steps/ decoding-step strips and GIFs"
 
 train-vqvae: ## stage 1: train the VQ-VAE tokenizer (ARGS=... for overrides)
 	$(PYTHON) -m tinymaskgit.train stage=vqvae $(ARGS)
 
-train-maskgit: ## stage 2: train the MaskGIT transformer (ARGS="tokenizer_ckpt=...")
-	@echo "stage 2 arrives with the MaskGIT issue"; exit 1
+train-maskgit: ## stage 2: train the MaskGIT transformer (ARGS="tokenizer_ckpt=... schedule=arccos")
+	$(PYTHON) -m tinymaskgit.train stage=maskgit $(ARGS)
+
+sample: ## generate images per class (ARGS="ckpt=... classes=[0,3] n_per_class=16")
+	$(PYTHON) -m tinymaskgit.sample $(ARGS)
+
+inpaint: ## inpaint masked images (ARGS="ckpt=... data=cat_faces")
+	$(PYTHON) -m tinymaskgit.inpaint $(ARGS)
 
 fid-sweep: ## FID over schedule x steps x sweet spot x CFG weight (ARGS="ckpt=...")
 	@echo "the FID sweep arrives with the evaluation issue"; exit 1
@@ -50,6 +69,7 @@ data-tiny-imagenet: ## download tiny-imagenet-200 (online) and keep the 10 class
 
 benchmark: ## speed benchmarks: print a table and write JSON under bench_out/
 	cd benchmarks && $(PYTHON) bench_vqvae.py --out ../bench_out
+	cd benchmarks && $(PYTHON) bench_sampling.py --out ../bench_out
 
 clean: ## remove caches (never data/ or logs/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info
