@@ -9,7 +9,7 @@ DEMO_VQ_EPOCHS ?= 6
 DEMO_MG_EPOCHS ?= 12
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo train-vqvae train-maskgit sample inpaint fid-sweep data data-generated \
+.PHONY: help install test lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -56,8 +56,11 @@ sample: ## generate images per class (ARGS="ckpt=... classes=[0,3] n_per_class=1
 inpaint: ## inpaint masked images (ARGS="ckpt=... data=cat_faces")
 	$(PYTHON) -m tinymaskgit.inpaint $(ARGS)
 
-fid-sweep: ## FID over schedule x steps x sweet spot x CFG weight (ARGS="ckpt=...")
-	@echo "the FID sweep arrives with the evaluation issue"; exit 1
+evaluate: ## FID/KID of a checkpoint (ARGS="protocol=generation ckpt=... eval.backend=classifier eval.classifier_ckpt=...")
+	$(PYTHON) -m tinymaskgit.evaluate $(ARGS)
+
+fid-sweep: ## sweep schedule x T x sweet spot x CFG weight (ARGS="ckpt=... eval.backend=..."); sweep=full for all
+	$(PYTHON) -m tinymaskgit.evaluate sweep=default $(ARGS)
 
 data: data-generated ## prepare the default (generated) dataset
 

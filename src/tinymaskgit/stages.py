@@ -63,7 +63,21 @@ def build_maskgit(cfg: DictConfig) -> Built:
     return datamodule, module, callbacks
 
 
+def build_classifier(cfg: DictConfig) -> Built:
+    """The reference classifier: real training images -> class (for class accuracy and FD features)."""
+    images = instantiate(cfg.data)
+    if images.num_classes < 2:
+        raise ConfigError(
+            f"stage=classifier needs a dataset with classes, and data={images.name} has none; "
+            "train it on tiny_imagenet10 or generated and pass its checkpoint to evaluate"
+        )
+    net = instantiate(cfg.stage.net, num_classes=images.num_classes)
+    module = instantiate(cfg.stage.module, net=net, class_names=list(images.class_names), dataset=images.name)
+    return images, module, []
+
+
 STAGES: dict[str, Callable[[DictConfig], Built]] = {
     "vqvae": build_vqvae,
     "maskgit": build_maskgit,
+    "classifier": build_classifier,
 }

@@ -1,0 +1,218 @@
+"""Evaluate by Fréchet distance / KID: ``python -m tinymaskgit.evaluate protocol=generation ckpt=...``.
+
+Protocols:
+- ``reconstruction``: the tokenizer's reconstructions of ``split`` vs the originals.
+- ``generation``: ``n_per_class`` samples per class vs the ``reference_split`` images (overall and per
+  class), plus the reference classifier's accuracy on the samples.
+- ``inpainting``: the completed inpainting test images vs their ground truth (FD and KID).
+Each row names its backend's metric (``fid`` for Inception, ``fd_classifier`` for the classifier) and
+carries its provenance (checkpoint hash, backend weights hash, N, reference split, sampler settings,
+seed, wall time). Results go to ``<out_dir>/results.json`` and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from tinymaskgit.cli import decode_settings, friendly_errors, prepare_out_dir, resolve_device
+from tinymaskgit.config import require_positive_int
+from tinymaskgit.data.images import to_float, to_uint8
+from tinymaskgit.errors import ConfigError
+from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.metrics.features import Backend, ClassifierBackend, InceptionBackend, file_hash
+from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
+from tinymaskgit.metrics.reference import cached_features
+from tinymaskgit.models.vqvae import VQVAE
+
+log = logging.getLogger(__name__)
+PROTOCOLS = ("reconstruction", "generation", "inpainting")
+
+
+def build_backend(e: DictConfig, device: torch.device) -> Backend:
+    """``eval.backend``: 'inception', 'classifier', or the import path of a Backend class (for tests)."""
+    if e.backend == "inception":
+        return InceptionBackend(e.inception_weights, device)
+    if e.backend == "classifier":
+        return ClassifierBackend(e.classifier_ckpt, device)
+    if "." in str(e.backend):
+        module, _, cls = str(e.backend).rpartition(".")
+        return getattr(importlib.import_module(module), cls)(device=device)
+    raise ConfigError(f"eval.backend={e.backend!r} is unknown; choose inception or classifier")
+
+
+def load_any_tokenizer(path: str, device: torch.device) -> VQVAE:
+    """The tokenizer of a stage-1 checkpoint, or the one embedded in a stage-2 checkpoint."""
+    ckpt = read_checkpoint(path)
+    meta = ckpt[KEY]
+    if meta["stage"] == "vqvae":
+        net, prefix = VQVAE(**meta["net_config"]), "net"
+    elif meta["stage"] == "maskgit":
+        net, prefix = VQVAE(**meta["tokenizer_config"]), "tokenizer"
+    else:
+        raise ConfigError(f"{path} is a stage={meta['stage']} checkpoint; reconstruction needs vqvae or maskgit")
+    net.load_state_dict(sub_state_dict(ckpt["state_dict"], prefix))
+    return net.eval().to(device)
+
+
+def score(
+    backend: Backend, fake: np.ndarray, real: np.ndarray, e: DictConfig, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """FD, KID and (optionally) a bootstrap interval of fake vs real features, named by the backend."""
+    m = backend.metric
+    real_stats = Stats.of(real)
+    row: dict[str, Any] = {"metric": m, "value": frechet_distance(Stats.of(fake), real_stats)}
+    kid_mean, kid_std = kid(fake, real, e.kid_subsets, e.kid_subset_size, seed)
+    row["kid_metric"] = "kid" if m == "fid" else f"kid_{backend.name}"
+    row["kid"], row["kid_std"] = kid_mean, kid_std
+    if bootstrap:
+        row["ci95_lo"], row["ci95_hi"] = bootstrap_fd(fake, real_stats, bootstrap, seed)
+    return row
+
+
+def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+    dm = instantiate(cfg.data)
+    images = dm.dataset(cfg.split).images
+    tok = load_any_tokenizer(cfg.ckpt, device)
+    recon = []
+    with torch.no_grad():
+        for i in range(0, len(images), cfg.batch_size):
+            x = to_float(images[i : i + cfg.batch_size]).to(device)
+            recon.append(to_uint8(tok(x)[0]).cpu())
+    fake_images = torch.cat(recon)
+    real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
+    row = score(backend, backend.features(fake_images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
+    mse = (to_float(fake_images) - to_float(images)).pow(2).flatten(1).mean(1)
+    row.update(n_fake=len(fake_images), n_real=len(images), reference=f"{dm.name}/{cfg.split}",
+               psnr=float((10 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()))
+    return [row]
+
+
+def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+    from tinymaskgit.lit.maskgit_module import load_maskgit
+    from tinymaskgit.sampling.generate import generate
+
+    require_positive_int(cfg, "n_per_class")
+    m = load_maskgit(cfg.ckpt, device)
+    dm = instantiate(cfg.data)
+    ref = dm.dataset(cfg.reference_split)
+    k = m.net.num_classes
+    if k and k != dm.num_classes:
+        raise ConfigError(f"the model has {k} classes but data={dm.name} has {dm.num_classes}; pick its data")
+    n = cfg.n_per_class * max(k, 1)
+    labels = torch.arange(k).repeat_interleave(cfg.n_per_class) if k else None
+    res = generate(m, labels, n, decode_settings(cfg), cfg.batch_size, seed)
+    fake = backend.features(res.images).numpy()
+    real = cached_features(backend, ref.images, cfg.eval.cache_dir, dm.name, cfg.reference_split)
+    row = score(backend, fake, real, cfg.eval, cfg.bootstrap, seed)
+    row.update(n_fake=n, n_real=len(ref), reference=f"{dm.name}/{cfg.reference_split}", class_name="all")
+    preds = backend.predict(res.images)
+    if preds is not None and labels is not None:
+        row["class_acc"] = float((preds == labels).float().mean())
+    rows = [row]
+    if cfg.per_class and k:
+        for c in range(k):
+            sel = slice(c * cfg.n_per_class, (c + 1) * cfg.n_per_class)
+            real_c = real[(ref.labels == c).numpy()]
+            if cfg.n_per_class < 2 or len(real_c) < 2:
+                continue
+            r = score(backend, fake[sel], real_c, cfg.eval, 0, seed)
+            r.update(n_fake=cfg.n_per_class, n_real=len(real_c), class_name=m.class_names[c],
+                     reference=f"{dm.name}/{cfg.reference_split}/{m.class_names[c]}")
+            if preds is not None:
+                r["class_acc"] = float((preds[sel] == c).float().mean())
+            rows.append(r)
+    return rows
+
+
+def inpainting(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+    from tinymaskgit.lit.maskgit_module import load_maskgit
+    from tinymaskgit.sampling.generate import inpaint
+
+    m = load_maskgit(cfg.ckpt, device)
+    dm = instantiate(cfg.data)
+    pairs = dm.inpaint_split()
+    if pairs.ground_truth is None:
+        raise ConfigError(f"data={dm.name} ships no inpainting ground truth (test_gt/ or test_gt.csv)")
+    res = inpaint(m, pairs.masked, pairs.masks, decode_settings(cfg), None, cfg.mask_threshold,
+                  cfg.paste_known, cfg.batch_size, seed)
+    real = cached_features(backend, pairs.ground_truth, cfg.eval.cache_dir, dm.name, "test_gt")
+    row = score(backend, backend.features(res.images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
+    row.update(n_fake=len(res.images), n_real=len(real), reference=f"{dm.name}/test_gt")
+    return [row]
+
+
+def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Run ``cfg.protocol`` for each seed; returns the result rows (also written to out_dir)."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol={cfg.protocol!r} is unknown; choose one of {', '.join(PROTOCOLS)}")
+    require_positive_int(cfg, "batch_size")
+    device = resolve_device(cfg.device)
+    seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
+    ckpt_hash = file_hash(cfg.ckpt) if Path(cfg.ckpt).is_file() else None
+    read_checkpoint(cfg.ckpt)  # a clear error for a missing or foreign file, before any work
+    backend = build_backend(cfg.eval, device)
+    out = prepare_out_dir(cfg.out_dir, cfg.overwrite)
+    run = {"reconstruction": reconstruction, "generation": generation, "inpainting": inpainting}[cfg.protocol]
+    sampler = {k: cfg.get(k) for k in ("steps", "sweet_spot", "cfg_weight", "cfg_schedule", "temperature",
+                                        "sample_tokens", "gumbel_on")}
+    sampler["schedule"] = cfg.schedule.name
+    rows = []
+    for seed in seeds:
+        t = time.perf_counter()
+        new = run(cfg, backend, device, seed)
+        wall = time.perf_counter() - t
+        for r in new:
+            r.update(protocol=cfg.protocol, seed=seed, wall_s=round(wall, 2), backend=backend.name,
+                     backend_weights=backend.weights_hash, ckpt=str(cfg.ckpt), ckpt_hash=ckpt_hash,
+                     **backend.info, **(sampler if cfg.protocol != "reconstruction" else {}))
+        rows += new
+    (out / "results.json").write_text(json.dumps(rows, indent=2))
+    (out / "results.md").write_text(markdown(rows))
+    OmegaConf.save(cfg, out / "evaluate_config.yaml", resolve=True)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """A results table: one line per row, the metric named by its backend."""
+    head = "| protocol | class | metric | value | KID | N gen / ref | reference | seed | extra |\n"
+    head += "|---|---|---|---|---|---|---|---|---|\n"
+    lines = []
+    for r in rows:
+        extra = []
+        if "ci95_lo" in r:
+            extra.append(f"95% CI [{r['ci95_lo']:.2f}, {r['ci95_hi']:.2f}]")
+        if "class_acc" in r:
+            extra.append(f"class acc {r['class_acc']:.1%}")
+        if "psnr" in r:
+            extra.append(f"PSNR {r['psnr']:.2f} dB")
+        if r.get("classifier_val_acc") is not None:
+            extra.append(f"classifier held-out acc {r['classifier_val_acc']:.1%}")
+        kid_txt = f"{r['kid_metric']} {r['kid'] * 1000:.2f}e-3 ± {r['kid_std'] * 1000:.2f}e-3"
+        lines.append(
+            f"| {r['protocol']} | {r.get('class_name', 'all')} | {r['metric']} | {r['value']:.2f} | {kid_txt} "
+            f"| {r['n_fake']} / {r['n_real']} | {r['reference']} | {r['seed']} | {'; '.join(extra)} |"
+        )
+    return head + "\n".join(lines) + "\n"
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@friendly_errors
+def main(cfg: DictConfig) -> float:
+    rows = evaluate(cfg)
+    print(markdown(rows))
+    return float(np.mean([r["value"] for r in rows if r.get("class_name", "all") == "all"]))
+
+
+if __name__ == "__main__":
+    main()

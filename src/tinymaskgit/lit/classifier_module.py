@@ -1,0 +1,81 @@
+"""Training of the reference classifier (cross-entropy on real images; label smoothing optional)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.models.classifier import ResNetClassifier
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class ClassifierModule(L.LightningModule):
+    """Trains a ResNetClassifier; the checkpoint records its best held-out (val) accuracy."""
+
+    def __init__(
+        self,
+        net: ResNetClassifier,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        label_smoothing: float = 0.0,
+        class_names: list[str] | None = None,
+        dataset: str = "",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.best_val_acc = 0.0
+        self._correct = 0
+        self._seen = 0
+
+    def _common_step(self, batch: Batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        acc = (logits.argmax(-1) == y).float().mean()
+        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": acc}, on_step=stage == "train", on_epoch=True,
+                      prog_bar=True, sync_dist=stage != "train", batch_size=len(x))
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            acc = self.trainer.callback_metrics.get("val/acc")
+            if acc is not None:
+                self.best_val_acc = max(self.best_val_acc, float(acc))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = self.optimizer_factory(params=self.net.parameters())
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        acc = self.trainer.callback_metrics.get("val/acc")
+        checkpoint[KEY] = {
+            "stage": "classifier",
+            "net_config": dict(self.net.config),
+            "class_names": list(self.hparams.class_names or []),
+            "dataset": self.hparams.dataset,
+            "val_acc": float(acc) if acc is not None else None,
+        }
+
+
+def load_classifier(path: str, device: str | torch.device = "cpu") -> tuple[ResNetClassifier, dict[str, Any]]:
+    """Rebuild a classifier and its metadata (class names, held-out accuracy) from its checkpoint."""
+    ckpt = read_checkpoint(path, expect_stage="classifier")
+    meta = ckpt[KEY]
+    net = ResNetClassifier(**meta["net_config"])
+    net.load_state_dict(sub_state_dict(ckpt["state_dict"], "net"))
+    return net.eval().to(device), meta

@@ -1,0 +1,1 @@
+"""Evaluation metrics: Fréchet distance and KID over Inception or reference-classifier features."""

@@ -1,0 +1,30 @@
+"""A tiny injected feature backend: a fixed random projection of 8x8-pooled pixels (no download)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from tinymaskgit.data.images import to_float
+
+
+class TinyFeatures:
+    name = "tiny"
+    metric = "fd_tiny"
+    weights_hash = "tiny0"
+
+    def __init__(self, device: Any = "cpu", dim: int = 16) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.proj = torch.randn(3 * 8 * 8, dim, generator=g, dtype=torch.float64)
+        self.info: dict[str, Any] = {}
+        self.calls = 0
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        pooled = F.adaptive_avg_pool2d(to_float(images), 8).flatten(1).double()  # (B, 192)
+        return torch.tanh(pooled @ self.proj)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor | None:
+        return None

@@ -1,0 +1,107 @@
+"""Fréchet distance, KID, bootstrap, Inception weights resolution and the reference-feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from tests.fakes import TinyFeatures
+from tinymaskgit.errors import CheckpointError
+from tinymaskgit.metrics import features
+from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
+from tinymaskgit.metrics.reference import cached_features
+
+
+def scipy_fd(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_fd_of_a_set_with_itself_is_zero() -> None:
+    x = np.random.default_rng(0).normal(size=(500, 32))
+    assert frechet_distance(Stats.of(x), Stats.of(x)) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fd_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 24))
+    b = rng.normal(size=(300, 24)) @ rng.normal(size=(24, 24)) * 0.5 + 0.3
+    assert frechet_distance(Stats.of(a), Stats.of(b)) == pytest.approx(scipy_fd(a, b), rel=1e-6)
+
+
+def test_fd_matches_torchmetrics_with_the_same_features() -> None:
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    class Flat(torch.nn.Module):
+        num_features = 12
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.adaptive_avg_pool2d(x.float(), 2).flatten(1)[:, :12]
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randint(0, 256, (64, 3, 16, 16), generator=g, dtype=torch.uint8)
+    fake = (real.float() * 0.7 + 20).to(torch.uint8)
+    tm = FrechetInceptionDistance(feature=Flat())
+    tm.update(real, real=True)
+    tm.update(fake, real=False)
+    f = Flat()
+    ours = frechet_distance(Stats.of(f(fake).double()), Stats.of(f(real).double()))
+    assert ours == pytest.approx(float(tm.compute()), rel=1e-4)
+
+
+def test_kid_of_a_set_with_itself_is_about_zero() -> None:
+    x = np.random.default_rng(0).normal(size=(300, 16))
+    y = np.random.default_rng(1).normal(size=(300, 16)) + 1.0
+    same, _ = kid(x, x, subsets=10, subset_size=100)
+    other, _ = kid(x, y, subsets=10, subset_size=100)
+    # the unbiased estimator of identical sets is off 0 only by its O(1/m) diagonal term
+    assert abs(same) < 0.01 * other
+
+
+def test_bootstrap_interval_brackets_the_value() -> None:
+    rng = np.random.default_rng(0)
+    real = Stats.of(rng.normal(size=(400, 8)))
+    fake = rng.normal(size=(300, 8)) + 0.5
+    lo, hi = bootstrap_fd(fake, real, rounds=50)
+    assert lo < frechet_distance(Stats.of(fake), real) < hi
+
+
+def test_missing_inception_weights_says_which_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(CheckpointError, match=r"weights-inception-2015-12-05-6726825d\.pth.*eval\.inception_weights"):
+        features.resolve_inception_weights(None)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        features.resolve_inception_weights(str(tmp_path / "nope.pth"))
+    cached = tmp_path / "hub" / "checkpoints" / features.INCEPTION_FILE
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"weights")
+    assert features.resolve_inception_weights(None) == cached
+
+
+def test_reference_cache_hit_and_invalidation(tmp_path: Path) -> None:
+    backend = TinyFeatures()
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (20, 3, 64, 64), generator=g, dtype=torch.uint8)
+    a = cached_features(backend, images, tmp_path, "gen", "train")
+    b = cached_features(backend, images, tmp_path, "gen", "train")
+    assert backend.calls == 1 and np.array_equal(a, b)  # hit
+    changed = images.clone()
+    changed[0, 0, 0, 0] ^= 1
+    cached_features(backend, changed, tmp_path, "gen", "train")
+    assert backend.calls == 2  # other pixels: recomputed
+    cached_features(backend, images, tmp_path, "gen", "val")
+    assert backend.calls == 3 and len(list(tmp_path.glob("*.npy"))) == 3
+    backend.weights_hash = "other"
+    cached_features(backend, images, tmp_path, "gen", "train")
+    assert backend.calls == 4  # other backend weights: recomputed

@@ -1,0 +1,108 @@
+"""Evaluation protocols, the classifier stage and the FID sweep, with an injected tiny feature backend."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from tests.conftest import CONF_DIR, GEN
+from tinymaskgit.errors import ConfigError
+from tinymaskgit.evaluate import evaluate
+from tinymaskgit.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def eval_cfg(tmp_path: Path, generated_root: Path) -> Callable[..., DictConfig]:
+    def _make(*overrides: str) -> DictConfig:
+        base = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'out'}", f"out_dir={tmp_path / 'out'}", "device=cpu",
+                f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items()),
+                "eval.backend=tests.fakes.TinyFeatures", "eval.kid_subsets=5"]
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose(config_name="evaluate", overrides=[*base, *overrides])
+
+    return _make
+
+
+def test_classifier_stage_fast_dev_run(make_cfg) -> None:
+    metrics = train(make_cfg("stage=classifier", "debug=fast"))
+    assert "val/acc" in metrics
+
+
+def test_generation_protocol_rows_and_provenance(eval_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=3", "steps=2", "bootstrap=5"))
+    overall = rows[0]
+    assert overall["class_name"] == "all" and overall["metric"] == "fd_tiny" and overall["kid_metric"] == "kid_tiny"
+    assert overall["n_fake"] == 30 and overall["n_real"] == 10 * GEN["train_per_class"]
+    assert overall["ci95_lo"] <= overall["ci95_hi"]
+    for key in ("ckpt_hash", "backend_weights", "steps", "schedule", "cfg_weight", "seed", "wall_s"):
+        assert overall[key] is not None
+    assert len(rows) == 11  # overall + one per class
+    assert (tmp_path / "out" / "results.json").is_file()
+    assert "fd_tiny" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_several_seeds(eval_cfg, maskgit_ckpt: Path) -> None:
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=2", "steps=2", "per_class=false",
+                             "seeds=[0,1]"))
+    assert [r["seed"] for r in rows] == [0, 1]
+
+
+def test_reconstruction_protocol(eval_cfg, tokenizer_ckpt: Path) -> None:
+    rows = evaluate(eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}"))
+    assert rows[0]["reference"] == "generated/val" and rows[0]["n_fake"] == 10 * GEN["val_per_class"]
+    assert rows[0]["psnr"] > 5
+
+
+def test_inpainting_protocol(eval_cfg, maskgit_ckpt: Path) -> None:
+    rows = evaluate(eval_cfg("protocol=inpainting", f"ckpt={maskgit_ckpt}", "steps=2"))
+    assert rows[0]["reference"] == "generated/test_gt" and rows[0]["n_fake"] == GEN["inpaint"]
+    assert "kid" in rows[0]
+
+
+def test_classifier_backend_reports_accuracy(eval_cfg, maskgit_ckpt: Path, make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))
+    clf = tmp_path / "clf" / "checkpoints" / "last.ckpt"
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=2", "steps=2", "eval.backend=classifier",
+                             f"eval.classifier_ckpt={clf}"))
+    assert rows[0]["metric"] == "fd_classifier" and rows[0]["kid_metric"] == "kid_classifier"
+    assert 0 <= rows[0]["class_acc"] <= 1 and rows[0]["classifier_val_acc"] is not None
+
+
+def test_bad_protocol_and_missing_classifier(eval_cfg, maskgit_ckpt: Path) -> None:
+    with pytest.raises(ConfigError, match="protocol='fidelity' is unknown"):
+        evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "protocol=fidelity"))
+    with pytest.raises(ConfigError, match="eval.classifier_ckpt="):
+        evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "eval.backend=classifier"))
+
+
+def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
+    args = [
+        sys.executable, "-m", "tinymaskgit.evaluate", "sweep=default", f"ckpt={maskgit_ckpt}",
+        "eval.backend=tests.fakes.TinyFeatures", "eval.kid_subsets=3", f"paths.root_dir={tmp_path}",
+        f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items()), "device=cpu",
+        "n_per_class=2", "schedule=cosine,arccos", "steps=2,3", "sweet_spot=null", "cfg_weight=0,1",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    rows = list(csv.DictReader((sweep / "fid_sweep.csv").open()))
+    assert len(rows) == 8  # 2 schedules x 2 T x 2 w
+    assert {(r["schedule"], r["steps"], r["cfg_weight"]) for r in rows} == {
+        (s, t, w) for s in ("cosine", "arccos") for t in ("2", "3") for w in ("0", "1")
+    }
+    assert all(r["metric"] == "fd_tiny" and r["ckpt_hash"] and r["wall_s"] for r in rows)
+    md_rows = [line for line in (sweep / "fid_sweep.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(md_rows) == 1 + 8  # header + one row per job
+    assert (sweep / "fid_sweep.png").stat().st_size > 1000
