@@ -7,6 +7,9 @@ DEMO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR ?= logs/demo/$(DEMO_STAMP)
 DEMO_VQ_EPOCHS ?= 6
 DEMO_MG_EPOCHS ?= 12
+DEMO_CLF_EPOCHS ?= 3
+DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt eval.backend=classifier \
+	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
@@ -39,10 +42,20 @@ demo: ## the whole pipeline on the generated data with the tiny preset (2 CPU co
 		hydra.run.dir=$(DEMO_DIR)/samples
 	$(PYTHON) -m tinymaskgit.inpaint ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt step_strips=[0,1] \
 		hydra.run.dir=$(DEMO_DIR)/inpaint
+	$(PYTHON) -m tinymaskgit.train experiment=demo stage=classifier trainer.max_epochs=$(DEMO_CLF_EPOCHS) \
+		hydra.run.dir=$(DEMO_DIR)/classifier $(ARGS)
+	$(DEMO_EVAL) protocol=reconstruction hydra.run.dir=$(DEMO_DIR)/eval/reconstruction
+	$(DEMO_EVAL) protocol=generation n_per_class=50 per_class=false hydra.run.dir=$(DEMO_DIR)/eval/generation
+	$(DEMO_EVAL) protocol=inpainting hydra.run.dir=$(DEMO_DIR)/eval/inpainting
+	@cat $(DEMO_DIR)/eval/reconstruction/results.md > $(DEMO_DIR)/evaluation.md
+	@tail -n +3 $(DEMO_DIR)/eval/generation/results.md >> $(DEMO_DIR)/evaluation.md
+	@tail -n +3 $(DEMO_DIR)/eval/inpainting/results.md >> $(DEMO_DIR)/evaluation.md
+	@echo; echo "Evaluation on the generated data (classifier features; no download):"; cat $(DEMO_DIR)/evaluation.md; echo
 	@echo "demo outputs in $(DEMO_DIR):"
 	@echo "  vqvae/images/     originals and reconstructions side by side"
 	@echo "  samples/grid.png  a row of samples per class; samples/steps/ every decoding step"
 	@echo "  inpaint/completed/ inpainted test images; inpaint/steps/ decoding-step strips and GIFs"
+	@echo "  evaluation.md     reconstruction, generation and inpainting scores"
 
 train-vqvae: ## stage 1: train the VQ-VAE tokenizer (ARGS=... for overrides)
 	$(PYTHON) -m tinymaskgit.train stage=vqvae $(ARGS)

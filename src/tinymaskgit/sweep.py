@@ -50,7 +50,7 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         acc = f"{r['class_acc']:.1%}" if r.get("class_acc") is not None else "-"
         lines.append(
             f"| {r['schedule']} | {r['steps']} | {r['sweet_spot'] if r['sweet_spot'] is not None else '-'} "
-            f"| {r['cfg_weight']} | {r['value']:.2f} | {r['kid'] * 1000:.2f}e-3 | {acc} | {r['n_fake']} "
+            f"| {r['cfg_weight']} | {r['value']:.3g} | {r['kid']:.3g} | {acc} | {r['n_fake']} "
             f"| {r['seed']} | {r['wall_s']} |"
         )
     if rows:
@@ -68,6 +68,7 @@ def plot(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     weights = sorted({r["cfg_weight"] for r in rows})
     fig, axes = plt.subplots(1, len(weights), figsize=(4.5 * len(weights), 3.6), squeeze=False, sharey=True)
@@ -81,6 +82,7 @@ def plot(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
                     ax.plot(*zip(*pts), marker="o", linestyle="-" if spot is None else "--", label=label)
         ax.set_title(f"CFG weight w = {w}")
         ax.set_xlabel("decoding steps T")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{rows[0]['metric']} ({rows[0]['backend']} features)")
     axes[0][-1].legend(fontsize=7, loc="best")
