@@ -5,9 +5,9 @@ ARGS ?=
 DATA ?= data
 DEMO_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
 DEMO_DIR ?= logs/demo/$(DEMO_STAMP)
-DEMO_VQ_EPOCHS ?= 6
-DEMO_MG_EPOCHS ?= 12
-DEMO_CLF_EPOCHS ?= 3
+DEMO_VQ_EPOCHS ?= 5
+DEMO_MG_EPOCHS ?= 10
+DEMO_CLF_EPOCHS ?= 2
 DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt eval.backend=classifier \
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
@@ -37,7 +37,8 @@ demo: ## the whole pipeline on the generated data with the tiny preset (2 CPU co
 	$(PYTHON) -m tinymaskgit.train experiment=demo stage=vqvae trainer.max_epochs=$(DEMO_VQ_EPOCHS) \
 		hydra.run.dir=$(DEMO_DIR)/vqvae $(ARGS)
 	$(PYTHON) -m tinymaskgit.train experiment=demo stage=maskgit trainer.max_epochs=$(DEMO_MG_EPOCHS) \
-		tokenizer_ckpt=$(DEMO_DIR)/vqvae/checkpoints/last.ckpt hydra.run.dir=$(DEMO_DIR)/maskgit $(ARGS)
+		tokenizer_ckpt=$(DEMO_DIR)/vqvae/checkpoints/last.ckpt callbacks.images.every_n_epochs=5 \
+		hydra.run.dir=$(DEMO_DIR)/maskgit $(ARGS)
 	$(PYTHON) -m tinymaskgit.sample ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt n_per_class=8 \
 		hydra.run.dir=$(DEMO_DIR)/samples
 	$(PYTHON) -m tinymaskgit.inpaint ckpt=$(DEMO_DIR)/maskgit/checkpoints/last.ckpt step_strips=[0,1] \

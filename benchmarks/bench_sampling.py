@@ -14,7 +14,7 @@ import math
 import time
 
 import torch
-from common import preset, report, sync
+from common import preset, report, sync, time_per_call
 
 from tinymaskgit.lit.maskgit_module import MaskGIT
 from tinymaskgit.sampling.decode import DecodeSettings
@@ -57,8 +57,11 @@ def reference_sample_one(m: MaskGIT, class_id: int, steps: int, w: float, temper
 def bench(name: str, device: torch.device, steps: int, n: int, n_ref: int) -> dict:
     torch.manual_seed(0)
     tok = preset(name, "vqvae").to(device).eval()
-    net = preset(name, "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens,
-                 num_classes=10).to(device).eval()
+    net = (
+        preset(name, "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens, num_classes=10)
+        .to(device)
+        .eval()
+    )
     m = MaskGIT(net, tok, [str(i) for i in range(10)], {})
     settings = DecodeSettings(schedule="arccos", steps=steps, cfg_weight=1.0)
     labels = torch.arange(n) % 10
@@ -75,8 +78,43 @@ def bench(name: str, device: torch.device, steps: int, n: int, n_ref: int) -> di
         reference_sample_one(m, i % 10, steps, 1.0, 4.5)
     sync(device)
     ref = n_ref / (time.perf_counter() - t)
-    return {"preset": name, "steps": steps, "batch": n, "ours_img_per_s": ours, "reference_img_per_s": ref,
-            "speedup": ours / ref, "tokens": tok.num_tokens}
+    return {
+        "preset": name,
+        "steps": steps,
+        "batch": n,
+        "ours_img_per_s": ours,
+        "reference_img_per_s": ref,
+        "speedup": ours / ref,
+        "tokens": tok.num_tokens,
+    }
+
+
+def bench_attention(name: str, device: torch.device, batch: int, iters: int = 5) -> list[dict]:
+    """Forward time of the transformer with the written-out attention vs F.scaled_dot_product_attention."""
+    torch.manual_seed(0)
+    tok_cfg = preset(name, "vqvae")
+    net = (
+        preset(name, "transformer", codebook_size=tok_cfg.codebook_size, num_tokens=tok_cfg.num_tokens, num_classes=10)
+        .to(device)
+        .eval()
+    )
+    tokens = torch.randint(0, tok_cfg.codebook_size, (batch, tok_cfg.num_tokens), device=device)
+    labels = torch.arange(batch, device=device) % 10
+    rows = []
+    for impl in ("math", "sdpa"):
+        net.set_attn_impl(impl)
+        with torch.no_grad():
+            sec = time_per_call(lambda: net(tokens, labels), device, warmup=2, iters=iters)
+        rows.append(
+            {
+                "preset": name,
+                "attn_impl": impl,
+                "batch": batch,
+                "forward_ms": sec * 1000,
+                "tokens_per_s": batch * tok_cfg.num_tokens / sec,
+            }
+        )
+    return rows
 
 
 def main() -> None:
@@ -92,6 +130,9 @@ def main() -> None:
     presets = args.presets or (["tiny", "lab"] if device.type == "cuda" else ["tiny"])
     rows = [bench(name, device, args.steps, args.n, args.n_ref) for name in presets]
     report("sampling", rows, device, args.out)
+    print()
+    attn = [r for name in presets for r in bench_attention(name, device, 128 if device.type == "cuda" else 64)]
+    report("attention", attn, device, args.out)
 
 
 if __name__ == "__main__":

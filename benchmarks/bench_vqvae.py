@@ -1,6 +1,6 @@
 """Stage-1 speed: VQ-VAE training images/s per preset (forward, backward, Adam step).
 
-    python benchmarks/bench_vqvae.py [--presets tiny base lab] [--device cpu|cuda] [--out bench_out]
+python benchmarks/bench_vqvae.py [--presets tiny base lab] [--device cpu|cuda] [--out bench_out]
 """
 
 from __future__ import annotations

@@ -57,7 +57,12 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     """Run ``python -m <args>`` as a user would, without a terminal."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
 
@@ -76,8 +81,12 @@ TINY_VQ = [
     "model.vqvae.codebook_size=32",
     "model.vqvae.code_dim=16",
 ]
-TINY_TF = ["model.transformer.dim=32", "model.transformer.depth=2", "model.transformer.heads=4",
-           "model.transformer.mlp_dim=64"]
+TINY_TF = [
+    "model.transformer.dim=32",
+    "model.transformer.depth=2",
+    "model.transformer.heads=4",
+    "model.transformer.mlp_dim=64",
+]
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +105,15 @@ def maskgit_ckpt(generated_root: Path, tokenizer_ckpt: Path, tmp_path_factory: p
     from tinymaskgit.train import train
 
     root = tmp_path_factory.mktemp("mg")
-    train(compose_small(generated_root, root, "stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=limit",
-                        "stage.module.sample.n_per_class=2", *TINY_TF))
+    train(
+        compose_small(
+            generated_root,
+            root,
+            "stage=maskgit",
+            f"tokenizer_ckpt={tokenizer_ckpt}",
+            "debug=limit",
+            "stage.module.sample.n_per_class=2",
+            *TINY_TF,
+        )
+    )
     return root / "run" / "checkpoints" / "last.ckpt"

@@ -22,9 +22,7 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
 
 
-@pytest.mark.parametrize(
-    "group,option", [(g, o) for g in GROUPS for o in options(g)]
-)
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_group_option_composes(make_cfg, group: str, option: str) -> None:
     cfg = make_cfg(f"{group}={option}")
     validate(cfg)
@@ -64,7 +62,10 @@ def test_invalid_value_names_the_key(make_cfg, override: str, key: str) -> None:
 
 
 def test_unknown_group_option_is_refused() -> None:
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"), pytest.raises(MissingConfigException):
+    with (
+        initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"),
+        pytest.raises(MissingConfigException),
+    ):
         compose(config_name="train", overrides=["data=imagenet_full"])
 
 

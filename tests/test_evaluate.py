@@ -24,9 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def eval_cfg(tmp_path: Path, generated_root: Path) -> Callable[..., DictConfig]:
     def _make(*overrides: str) -> DictConfig:
-        base = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / 'out'}", f"out_dir={tmp_path / 'out'}", "device=cpu",
-                f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items()),
-                "eval.backend=tests.fakes.TinyFeatures", "eval.kid_subsets=5"]
+        base = [
+            f"paths.root_dir={tmp_path}",
+            f"paths.output_dir={tmp_path / 'out'}",
+            f"out_dir={tmp_path / 'out'}",
+            "device=cpu",
+            f"data.root={generated_root}",
+            *(f"data.{k}={v}" for k, v in GEN.items()),
+            "eval.backend=tests.fakes.TinyFeatures",
+            "eval.kid_subsets=5",
+        ]
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             return compose(config_name="evaluate", overrides=[*base, *overrides])
 
@@ -52,8 +59,7 @@ def test_generation_protocol_rows_and_provenance(eval_cfg, maskgit_ckpt: Path, t
 
 
 def test_several_seeds(eval_cfg, maskgit_ckpt: Path) -> None:
-    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=2", "steps=2", "per_class=false",
-                             "seeds=[0,1]"))
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=2", "steps=2", "per_class=false", "seeds=[0,1]"))
     assert [r["seed"] for r in rows] == [0, 1]
 
 
@@ -72,8 +78,15 @@ def test_inpainting_protocol(eval_cfg, maskgit_ckpt: Path) -> None:
 def test_classifier_backend_reports_accuracy(eval_cfg, maskgit_ckpt: Path, make_cfg, tmp_path: Path) -> None:
     train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))
     clf = tmp_path / "clf" / "checkpoints" / "last.ckpt"
-    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=2", "steps=2", "eval.backend=classifier",
-                             f"eval.classifier_ckpt={clf}"))
+    rows = evaluate(
+        eval_cfg(
+            f"ckpt={maskgit_ckpt}",
+            "n_per_class=2",
+            "steps=2",
+            "eval.backend=classifier",
+            f"eval.classifier_ckpt={clf}",
+        )
+    )
     assert rows[0]["metric"] == "fd_classifier" and rows[0]["kid_metric"] == "kid_classifier"
     assert 0 <= rows[0]["class_acc"] <= 1 and rows[0]["classifier_val_acc"] is not None
 
@@ -87,10 +100,22 @@ def test_bad_protocol_and_missing_classifier(eval_cfg, maskgit_ckpt: Path) -> No
 
 def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
     args = [
-        sys.executable, "-m", "tinymaskgit.evaluate", "sweep=default", f"ckpt={maskgit_ckpt}",
-        "eval.backend=tests.fakes.TinyFeatures", "eval.kid_subsets=3", f"paths.root_dir={tmp_path}",
-        f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items()), "device=cpu",
-        "n_per_class=2", "schedule=cosine,arccos", "steps=2,3", "sweet_spot=null", "cfg_weight=0,1",
+        sys.executable,
+        "-m",
+        "tinymaskgit.evaluate",
+        "sweep=default",
+        f"ckpt={maskgit_ckpt}",
+        "eval.backend=tests.fakes.TinyFeatures",
+        "eval.kid_subsets=3",
+        f"paths.root_dir={tmp_path}",
+        f"data.root={generated_root}",
+        *(f"data.{k}={v}" for k, v in GEN.items()),
+        "device=cpu",
+        "n_per_class=2",
+        "schedule=cosine,arccos",
+        "steps=2,3",
+        "sweet_spot=null",
+        "cfg_weight=0,1",
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -13,8 +13,9 @@ from tinymaskgit.train import train
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "demo.ipynb"
 
 
-def test_demo_notebook_executes(make_cfg, maskgit_ckpt: Path, generated_root: Path, tmp_path: Path,
-                                monkeypatch) -> None:
+def test_demo_notebook_executes(
+    make_cfg, maskgit_ckpt: Path, generated_root: Path, tmp_path: Path, monkeypatch
+) -> None:
     train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))
     monkeypatch.setenv("TINYMASKGIT_MASKGIT_CKPT", str(maskgit_ckpt))
     monkeypatch.setenv("TINYMASKGIT_CLASSIFIER_CKPT", str(tmp_path / "clf" / "checkpoints" / "last.ckpt"))

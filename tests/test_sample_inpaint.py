@@ -36,14 +36,25 @@ def entry_cfg(tmp_path: Path, generated_root: Path) -> Callable[..., DictConfig]
 
 
 def test_sample_writes_pngs_grids_and_strips(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
-    res = sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "classes=['red disc',3]", "n_per_class=3",
-                           "steps=4", "step_pictures=1"))
+    res = sample(
+        entry_cfg(
+            "sample",
+            f"ckpt={maskgit_ckpt}",
+            "classes=['red disc',3]",
+            "n_per_class=3",
+            "steps=4",
+            "step_pictures=1",
+        )
+    )
     out = tmp_path / "out"
     assert sorted(p.name for p in (out / "red_disc").iterdir()) == [f"red_disc_{i:04d}.png" for i in range(3)]
     assert len(list((out / "yellow_ring").glob("*.png"))) == 3
     assert (out / "grid_red_disc.png").is_file() and (out / "grid.png").is_file()
     assert sorted(p.name for p in (out / "steps").iterdir()) == [
-        "red_disc_0000.gif", "red_disc_0000.png", "yellow_ring_0000.gif", "yellow_ring_0000.png",
+        "red_disc_0000.gif",
+        "red_disc_0000.png",
+        "yellow_ring_0000.gif",
+        "yellow_ring_0000.png",
     ]
     with Image.open(out / "red_disc" / "red_disc_0000.png") as im:
         assert im.size == (64, 64) and im.mode == "RGB"
@@ -53,10 +64,26 @@ def test_sample_writes_pngs_grids_and_strips(entry_cfg, maskgit_ckpt: Path, tmp_
 
 
 def test_same_seed_same_pngs(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
-    a = sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "classes=[0]", "n_per_class=2", "steps=3",
-                         f"out_dir={tmp_path / 'a'}"))
-    b = sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "classes=[0]", "n_per_class=2", "steps=3",
-                         f"out_dir={tmp_path / 'b'}"))
+    a = sample(
+        entry_cfg(
+            "sample",
+            f"ckpt={maskgit_ckpt}",
+            "classes=[0]",
+            "n_per_class=2",
+            "steps=3",
+            f"out_dir={tmp_path / 'a'}",
+        )
+    )
+    b = sample(
+        entry_cfg(
+            "sample",
+            f"ckpt={maskgit_ckpt}",
+            "classes=[0]",
+            "n_per_class=2",
+            "steps=3",
+            f"out_dir={tmp_path / 'b'}",
+        )
+    )
     for pa, pb in zip(a["files"], b["files"]):
         assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb)))
 
@@ -93,11 +120,15 @@ def test_inpaint_writes_completed_images_and_strip(entry_cfg, maskgit_ckpt: Path
     names = sorted(p.name for p in (out / "completed").iterdir())
     assert names == [f"image_{i:03d}.png" for i in range(GEN["inpaint"])]
     assert sorted(p.name for p in (out / "steps").iterdir()) == [
-        "image_000.gif", "image_000.png", "image_002.gif", "image_002.png",
+        "image_000.gif",
+        "image_000.png",
+        "image_002.gif",
+        "image_002.png",
     ]
     pairs = res["pairs"]
-    completed = torch.stack([torch.from_numpy(np.array(Image.open(out / "completed" / n))).permute(2, 0, 1)
-                             for n in names])
+    completed = torch.stack(
+        [torch.from_numpy(np.array(Image.open(out / "completed" / n))).permute(2, 0, 1) for n in names]
+    )
     known = pairs.masks.expand_as(pairs.masked)
     assert torch.equal(completed[known], pairs.masked[known])  # pasted back, lossless PNG
     assert not torch.equal(completed[~known], pairs.masked[~known])  # the grey holes were filled
@@ -122,20 +153,37 @@ def test_token_mask_any_pixel_and_threshold() -> None:
     assert token_mask(known, 8, threshold=0.25).view(8, 8).nonzero().tolist() == [[1, 1]]
 
 
-def test_inpaint_any_folder_and_mask_errors(entry_cfg, maskgit_ckpt: Path, generated_root: Path,
-                                            tmp_path: Path) -> None:
+def test_inpaint_any_folder_and_mask_errors(
+    entry_cfg, maskgit_ckpt: Path, generated_root: Path, tmp_path: Path
+) -> None:
     import shutil
 
     imgs, masks = tmp_path / "imgs", tmp_path / "masks"
     shutil.copytree(generated_root / "inpaint" / "masked_image", imgs)
     shutil.copytree(generated_root / "inpaint" / "mask64", masks)
-    res = run_inpaint(entry_cfg("inpaint", f"ckpt={maskgit_ckpt}", f"images_dir={imgs}", f"masks_dir={masks}",
-                                "limit=2", "steps=2", "step_strips=[]"))
+    res = run_inpaint(
+        entry_cfg(
+            "inpaint",
+            f"ckpt={maskgit_ckpt}",
+            f"images_dir={imgs}",
+            f"masks_dir={masks}",
+            "limit=2",
+            "steps=2",
+            "step_strips=[]",
+        )
+    )
     assert len(res["files"]) == 2
     Image.new("L", (32, 32), 255).save(masks / "mask_001.png")
     with pytest.raises(DataError, match="mask_001.png is 32x32 but image .*image_001.png"):
-        run_inpaint(entry_cfg("inpaint", f"ckpt={maskgit_ckpt}", f"images_dir={imgs}", f"masks_dir={masks}",
-                              f"out_dir={tmp_path / 'o2'}"))
+        run_inpaint(
+            entry_cfg(
+                "inpaint",
+                f"ckpt={maskgit_ckpt}",
+                f"images_dir={imgs}",
+                f"masks_dir={masks}",
+                f"out_dir={tmp_path / 'o2'}",
+            )
+        )
 
 
 def test_cli_sample_error_is_one_line(maskgit_ckpt: Path, tmp_path: Path) -> None:

@@ -36,8 +36,7 @@ def test_token_cache_is_reused_and_keyed(make_cfg, tokenizer_ckpt: Path, tmp_pat
     stamps = [f.stat().st_mtime_ns for f in files]
     train(cfg)
     assert [f.stat().st_mtime_ns for f in sorted(cache.glob("*.pt"))] == stamps  # hit: not rewritten
-    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "data.hflip=false",
-                   *TINY_TF))
+    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "data.hflip=false", *TINY_TF))
     assert len(list(cache.glob("*.pt"))) == 3  # other flip setting -> a new train cache, old ones kept
 
 
@@ -66,7 +65,16 @@ def test_mismatched_transformer_is_refused(make_cfg, tokenizer_ckpt: Path, overr
 
 
 def test_ema_weights_option(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
-    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=limit", "trainer.max_epochs=1",
-                   "stage.ema_decay=0.9", "stage.module.sample.n_per_class=1", *TINY_TF))
+    train(
+        make_cfg(
+            "stage=maskgit",
+            f"tokenizer_ckpt={tokenizer_ckpt}",
+            "debug=limit",
+            "trainer.max_epochs=1",
+            "stage.ema_decay=0.9",
+            "stage.module.sample.n_per_class=1",
+            *TINY_TF,
+        )
+    )
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert any("EMAWeightAveraging" in k for k in ckpt.get("callbacks", {}))

@@ -91,8 +91,14 @@ def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> Non
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     res = run_cli(
-        ["tinymaskgit.train", "stage=vqvae", "debug=limit", "trainer.max_epochs=1", f"data.root={generated_root}",
-         *(f"data.{k}={v}" for k, v in GEN.items())],
+        [
+            "tinymaskgit.train",
+            "stage=vqvae",
+            "debug=limit",
+            "trainer.max_epochs=1",
+            f"data.root={generated_root}",
+            *(f"data.{k}={v}" for k, v in GEN.items()),
+        ],
         cwd=elsewhere,
     )
     assert res.returncode == 0, res.stderr[-2000:]
@@ -104,9 +110,19 @@ def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> Non
 
 def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
     res = run_cli(
-        ["tinymaskgit.train", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-         "trainer.precision=32-true", "debug=limit", "trainer.max_epochs=1", f"data.root={generated_root}",
-         *(f"data.{k}={v}" for k, v in GEN.items()), "data.batch_size=4", "model.vqvae.codebook_size=64"],
+        [
+            "tinymaskgit.train",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "debug=limit",
+            "trainer.max_epochs=1",
+            f"data.root={generated_root}",
+            *(f"data.{k}={v}" for k, v in GEN.items()),
+            "data.batch_size=4",
+            "model.vqvae.codebook_size=64",
+        ],
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -115,3 +131,12 @@ def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> Non
     ckpt = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 3
     assert "world_size=2" in res.stderr or "distributed_backend=gloo" in res.stderr
+
+
+def test_discriminator_trains_after_its_start_step(make_cfg) -> None:
+    metrics = train(
+        make_cfg(
+            "debug=limit", "stage.module.disc_weight=0.1", "stage.module.disc_start=2", "stage.module.disc_channels=8"
+        )
+    )
+    assert "train/d_loss" in metrics and "train/g_loss" in metrics

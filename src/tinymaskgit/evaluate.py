@@ -93,8 +93,12 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
     real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
     row = score(backend, backend.features(fake_images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
     mse = (to_float(fake_images) - to_float(images)).pow(2).flatten(1).mean(1)
-    row.update(n_fake=len(fake_images), n_real=len(images), reference=f"{dm.name}/{cfg.split}",
-               psnr=float((10 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()))
+    row.update(
+        n_fake=len(fake_images),
+        n_real=len(images),
+        reference=f"{dm.name}/{cfg.split}",
+        psnr=float((10 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()),
+    )
     return [row]
 
 
@@ -127,8 +131,12 @@ def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
             if cfg.n_per_class < 2 or len(real_c) < 2:
                 continue
             r = score(backend, fake[sel], real_c, cfg.eval, 0, seed)
-            r.update(n_fake=cfg.n_per_class, n_real=len(real_c), class_name=m.class_names[c],
-                     reference=f"{dm.name}/{cfg.reference_split}/{m.class_names[c]}")
+            r.update(
+                n_fake=cfg.n_per_class,
+                n_real=len(real_c),
+                class_name=m.class_names[c],
+                reference=f"{dm.name}/{cfg.reference_split}/{m.class_names[c]}",
+            )
             if preds is not None:
                 r["class_acc"] = float((preds[sel] == c).float().mean())
             rows.append(r)
@@ -144,8 +152,17 @@ def inpainting(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
     pairs = dm.inpaint_split()
     if pairs.ground_truth is None:
         raise ConfigError(f"data={dm.name} ships no inpainting ground truth (test_gt/ or test_gt.csv)")
-    res = inpaint(m, pairs.masked, pairs.masks, decode_settings(cfg), None, cfg.mask_threshold,
-                  cfg.paste_known, cfg.batch_size, seed)
+    res = inpaint(
+        m,
+        pairs.masked,
+        pairs.masks,
+        decode_settings(cfg),
+        None,
+        cfg.mask_threshold,
+        cfg.paste_known,
+        cfg.batch_size,
+        seed,
+    )
     real = cached_features(backend, pairs.ground_truth, cfg.eval.cache_dir, dm.name, "test_gt")
     row = score(backend, backend.features(res.images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
     row.update(n_fake=len(res.images), n_real=len(real), reference=f"{dm.name}/test_gt")
@@ -164,8 +181,18 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     backend = build_backend(cfg.eval, device)
     out = prepare_out_dir(cfg.out_dir, cfg.overwrite)
     run = {"reconstruction": reconstruction, "generation": generation, "inpainting": inpainting}[cfg.protocol]
-    sampler = {k: cfg.get(k) for k in ("steps", "sweet_spot", "cfg_weight", "cfg_schedule", "temperature",
-                                        "sample_tokens", "gumbel_on")}
+    sampler = {
+        k: cfg.get(k)
+        for k in (
+            "steps",
+            "sweet_spot",
+            "cfg_weight",
+            "cfg_schedule",
+            "temperature",
+            "sample_tokens",
+            "gumbel_on",
+        )
+    }
     sampler["schedule"] = cfg.schedule.name
     rows = []
     for seed in seeds:
@@ -173,9 +200,17 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
         new = run(cfg, backend, device, seed)
         wall = time.perf_counter() - t
         for r in new:
-            r.update(protocol=cfg.protocol, seed=seed, wall_s=round(wall, 2), backend=backend.name,
-                     backend_weights=backend.weights_hash, ckpt=str(cfg.ckpt), ckpt_hash=ckpt_hash,
-                     **backend.info, **(sampler if cfg.protocol != "reconstruction" else {}))
+            r.update(
+                protocol=cfg.protocol,
+                seed=seed,
+                wall_s=round(wall, 2),
+                backend=backend.name,
+                backend_weights=backend.weights_hash,
+                ckpt=str(cfg.ckpt),
+                ckpt_hash=ckpt_hash,
+                **backend.info,
+                **(sampler if cfg.protocol != "reconstruction" else {}),
+            )
         rows += new
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     (out / "results.md").write_text(markdown(rows))

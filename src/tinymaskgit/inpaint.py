@@ -18,7 +18,13 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from tinymaskgit.callbacks.pictures import save_step_strip, step_frames
-from tinymaskgit.cli import class_ids_from_names, decode_settings, friendly_errors, prepare_out_dir, resolve_device
+from tinymaskgit.cli import (
+    class_ids_from_names,
+    decode_settings,
+    friendly_errors,
+    prepare_out_dir,
+    resolve_device,
+)
 from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.base import InpaintSet
 from tinymaskgit.data.cat_faces import load_inpaint_pairs
@@ -56,8 +62,16 @@ def run_inpaint(cfg: DictConfig) -> dict[str, object]:
     trace = [i for i in cfg.step_strips if 0 <= i < n]
     out = prepare_out_dir(cfg.out_dir, cfg.overwrite)
     res = inpaint_images(
-        m, pairs.masked[:n], pairs.masks[:n], settings, class_ids, cfg.mask_threshold, cfg.paste_known,
-        cfg.batch_size, cfg.seed, trace,
+        m,
+        pairs.masked[:n],
+        pairs.masks[:n],
+        settings,
+        class_ids,
+        cfg.mask_threshold,
+        cfg.paste_known,
+        cfg.batch_size,
+        cfg.seed,
+        trace,
     )
     (out / "completed").mkdir(exist_ok=True)
     files = []

@@ -8,7 +8,6 @@ decoding step with an animated GIF under ``steps/``.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import hydra
 import torch
@@ -17,7 +16,14 @@ from PIL import Image
 
 from tinymaskgit.callbacks.images import save_grid
 from tinymaskgit.callbacks.pictures import save_step_strip, step_frames
-from tinymaskgit.cli import class_ids_from_names, decode_settings, friendly_errors, prepare_out_dir, resolve_device, slug
+from tinymaskgit.cli import (
+    class_ids_from_names,
+    decode_settings,
+    friendly_errors,
+    prepare_out_dir,
+    resolve_device,
+    slug,
+)
 from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.images import to_float
 from tinymaskgit.lit.maskgit_module import load_maskgit

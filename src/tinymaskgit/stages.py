@@ -27,9 +27,7 @@ def build_maskgit(cfg: DictConfig) -> Built:
     from tinymaskgit.lit.vqvae_module import load_tokenizer
 
     if not cfg.get("tokenizer_ckpt"):
-        raise ConfigError(
-            "stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run"
-        )
+        raise ConfigError("stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run")
     path = str(Path(cfg.tokenizer_ckpt).expanduser())
     tokenizer = load_tokenizer(path)
     images = instantiate(cfg.data)
@@ -51,10 +49,14 @@ def build_maskgit(cfg: DictConfig) -> Built:
     net = instantiate(
         t, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens, num_classes=num_classes
     )
-    datamodule = TokenDataModule(images, tokenizer, cache_dir=cfg.stage.cache_dir,
-                                 encode_batch_size=cfg.stage.encode_batch_size)
+    datamodule = TokenDataModule(
+        images, tokenizer, cache_dir=cfg.stage.cache_dir, encode_batch_size=cfg.stage.encode_batch_size
+    )
     module = instantiate(
-        cfg.stage.module, net=net, tokenizer=tokenizer, schedule=cfg.schedule.name,
+        cfg.stage.module,
+        net=net,
+        tokenizer=tokenizer,
+        schedule=cfg.schedule.name,
         class_names=list(images.class_names) if num_classes else [],
     )
     callbacks: list[L.Callback] = []

@@ -19,16 +19,38 @@ from omegaconf import DictConfig
 log = logging.getLogger(__name__)
 
 COLUMNS = [
-    "schedule", "steps", "sweet_spot", "cfg_weight", "metric", "value", "kid_metric", "kid", "kid_std",
-    "class_acc", "n_fake", "n_real", "reference", "seed", "wall_s", "backend", "backend_weights",
-    "classifier_val_acc", "ckpt_hash", "ckpt", "cfg_schedule", "temperature", "job",
+    "schedule",
+    "steps",
+    "sweet_spot",
+    "cfg_weight",
+    "metric",
+    "value",
+    "kid_metric",
+    "kid",
+    "kid_std",
+    "class_acc",
+    "n_fake",
+    "n_real",
+    "reference",
+    "seed",
+    "wall_s",
+    "backend",
+    "backend_weights",
+    "classifier_val_acc",
+    "ckpt_hash",
+    "ckpt",
+    "cfg_schedule",
+    "temperature",
+    "job",
 ]
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     """The overall row of every job under ``sweep_dir`` (jobs that wrote no results are skipped)."""
     rows = []
-    for path in sorted(sweep_dir.glob("*/results.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0):
+    for path in sorted(
+        sweep_dir.glob("*/results.json"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0
+    ):
         for r in json.loads(path.read_text()):
             if r.get("class_name", "all") == "all":
                 rows.append({**r, "job": path.parent.name})
@@ -41,9 +63,9 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    metric = rows[0]["metric"] if rows else "fd"
+    metric, kid_metric = (rows[0]["metric"], rows[0]["kid_metric"]) if rows else ("fd", "kid")
     lines = [
-        f"| schedule | T | sweet spot | w | {metric} | {rows[0]['kid_metric'] if rows else 'kid'} | class acc | N | seed | s |",
+        f"| schedule | T | sweet spot | w | {metric} | {kid_metric} | class acc | N | seed | s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["value"]):
@@ -55,8 +77,11 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         )
     if rows:
         r0 = rows[0]
-        lines += ["", f"Backend {r0['backend']} (weights {r0['backend_weights']}), checkpoint {r0['ckpt_hash']}, "
-                      f"reference {r0['reference']} ({r0['n_real']} images)."]
+        lines += [
+            "",
+            f"Backend {r0['backend']} (weights {r0['backend_weights']}), checkpoint {r0['ckpt_hash']}, "
+            f"reference {r0['reference']} ({r0['n_real']} images).",
+        ]
         if r0.get("classifier_val_acc") is not None:
             lines[-1] += f" Classifier held-out accuracy {r0['classifier_val_acc']:.1%}."
     (sweep_dir / "fid_sweep.md").write_text("\n".join(lines) + "\n")
@@ -75,8 +100,11 @@ def plot(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     for ax, w in zip(axes[0], weights):
         for sched in sorted({r["schedule"] for r in rows}):
             for spot in sorted({r["sweet_spot"] for r in rows}, key=lambda s: -1 if s is None else s):
-                pts = sorted((r["steps"], r["value"]) for r in rows
-                             if r["cfg_weight"] == w and r["schedule"] == sched and r["sweet_spot"] == spot)
+                pts = sorted(
+                    (r["steps"], r["value"])
+                    for r in rows
+                    if r["cfg_weight"] == w and r["schedule"] == sched and r["sweet_spot"] == spot
+                )
                 if pts:
                     label = sched if spot is None else f"{sched}, t={spot}"
                     ax.plot(*zip(*pts), marker="o", linestyle="-" if spot is None else "--", label=label)

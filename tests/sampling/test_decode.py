@@ -13,8 +13,9 @@ from tinymaskgit.sampling.schedules import SCHEDULES, decided_counts, get_schedu
 @pytest.fixture(scope="module")
 def net() -> MaskGITTransformer:
     torch.manual_seed(0)
-    return MaskGITTransformer(codebook_size=16, num_tokens=36, num_classes=3, dim=32, depth=2, heads=4,
-                              mlp_dim=64).eval()
+    return MaskGITTransformer(
+        codebook_size=16, num_tokens=36, num_classes=3, dim=32, depth=2, heads=4, mlp_dim=64
+    ).eval()
 
 
 def inpaint_problem(b: int = 4, n: int = 36, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,8 +59,7 @@ def test_every_step_decides_at_least_one(net: MaskGITTransformer) -> None:
 def test_sweet_spot_stops_early_and_fills(net: MaskGITTransformer) -> None:
     tokens = torch.zeros(2, 36, dtype=torch.long)
     unknown = torch.ones(2, 36, dtype=torch.bool)
-    out = decode(net, tokens, unknown, torch.tensor([0, 1]), DecodeSettings(steps=8, sweet_spot=3),
-                 return_history=True)
+    out = decode(net, tokens, unknown, torch.tensor([0, 1]), DecodeSettings(steps=8, sweet_spot=3), return_history=True)
     assert len(out.masks) == 3
     assert (out.tokens < 16).all()
     assert torch.equal(out.tokens, out.predictions[-1])
@@ -93,10 +93,20 @@ def test_argmax_without_noise_is_deterministic(net: MaskGITTransformer) -> None:
 
 @pytest.mark.parametrize(
     "bad,message",
-    [(dict(steps=0), "steps"), (dict(sweet_spot=9), "sweet_spot"), (dict(schedule="x"), "schedule"),
-     (dict(gumbel_on="p"), "gumbel_on"), (dict(cfg_schedule="cos"), "cfg_schedule")],
+    [
+        (dict(steps=0), "steps"),
+        (dict(sweet_spot=9), "sweet_spot"),
+        (dict(schedule="x"), "schedule"),
+        (dict(gumbel_on="p"), "gumbel_on"),
+        (dict(cfg_schedule="cos"), "cfg_schedule"),
+    ],
 )
 def test_bad_settings_are_named(net: MaskGITTransformer, bad: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        decode(net, torch.zeros(1, 36, dtype=torch.long), torch.ones(1, 36, dtype=torch.bool), None,
-               DecodeSettings(**bad))
+        decode(
+            net,
+            torch.zeros(1, 36, dtype=torch.long),
+            torch.ones(1, 36, dtype=torch.bool),
+            None,
+            DecodeSettings(**bad),
+        )

@@ -35,8 +35,11 @@ def save_step_strip(frames: torch.Tensor, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0, normalize=False)
     Image.fromarray(to_uint8(grid).permute(1, 2, 0).numpy()).save(path)
-    gif = [Image.fromarray(to_uint8(f).permute(1, 2, 0).numpy()).resize((f.shape[-1] * 3, f.shape[-2] * 3),
-                                                                        Image.Resampling.NEAREST)
-           for f in frames]
+    gif = [
+        Image.fromarray(to_uint8(f).permute(1, 2, 0).numpy()).resize(
+            (f.shape[-1] * 3, f.shape[-2] * 3), Image.Resampling.NEAREST
+        )
+        for f in frames
+    ]
     gif += [gif[-1]] * 3  # linger on the result
     gif[0].save(path.with_suffix(".gif"), save_all=True, append_images=gif[1:], duration=400, loop=0)

@@ -36,7 +36,7 @@ def _files(folder: Path) -> list[Path]:
 def mask_name_for(image: Path) -> str:
     """The lab's pairing: image_NNN.png <-> mask_NNN.png; any other name pairs with the same name."""
     stem = image.stem
-    return ("mask_" + stem[len("image_") :] if stem.startswith("image_") else stem)
+    return "mask_" + stem[len("image_") :] if stem.startswith("image_") else stem
 
 
 def read_gt_csv(path: Path, n: int, size: int) -> torch.Tensor:
@@ -55,9 +55,7 @@ def read_gt_csv(path: Path, n: int, size: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
-def load_inpaint_pairs(
-    image_dir: Path, mask_dir: Path, size: int = 64, gt: Path | None = None
-) -> InpaintSet:
+def load_inpaint_pairs(image_dir: Path, mask_dir: Path, size: int = 64, gt: Path | None = None) -> InpaintSet:
     """Pair every image in ``image_dir`` with its mask in ``mask_dir`` (and ground truth, if given).
 
     ``gt`` is a folder of images named like the masked ones, or a csv in the lab's format.

@@ -37,7 +37,7 @@ def extract_subset(zip_path: Path, dest: Path, wnids: list[str]) -> int:
         ann_lines = zf.read(ann_name).decode().splitlines()
         val_keep = {line.split("\t")[0] for line in ann_lines if line.split("\t")[1] in keep}
         for name in names:
-            rel = name[len(prefix):]
+            rel = name[len(prefix) :]
             parts = rel.split("/")
             wanted = (
                 (parts[0] == "train" and len(parts) > 1 and parts[1] in keep)
@@ -62,9 +62,14 @@ def extract_subset(zip_path: Path, dest: Path, wnids: list[str]) -> int:
 
 def download(url: str, to: Path) -> None:
     """Download ``url`` to the file ``to`` with a simple progress line."""
+
     def hook(blocks: int, block_size: int, total: int) -> None:
         if total > 0:
-            print(f"\r{min(100, blocks * block_size * 100 // total):3d}% of {total >> 20} MiB", end="", flush=True)
+            print(
+                f"\r{min(100, blocks * block_size * 100 // total):3d}% of {total >> 20} MiB",
+                end="",
+                flush=True,
+            )
 
     try:
         urllib.request.urlretrieve(url, to, reporthook=hook)

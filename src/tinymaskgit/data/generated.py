@@ -133,13 +133,9 @@ def draw_mask(rng: np.random.Generator, size: int = 64, lo: float = 0.15, hi: fl
             return np.asarray(m, dtype=np.uint8).copy()
 
 
-def generate(
-    root: Path, seed: int = 0, train_per_class: int = 200, val_per_class: int = 20, inpaint: int = 50
-) -> None:
+def generate(root: Path, seed: int = 0, train_per_class: int = 200, val_per_class: int = 20, inpaint: int = 50) -> None:
     """Write the dataset under ``root`` (refuses to touch a folder made with other settings)."""
-    params = dict(
-        seed=seed, train_per_class=train_per_class, val_per_class=val_per_class, inpaint=inpaint, version=1
-    )
+    params = dict(seed=seed, train_per_class=train_per_class, val_per_class=val_per_class, inpaint=inpaint, version=1)
     marker = root / MARKER
     if marker.is_file():
         if json.loads(marker.read_text()) == params:
@@ -204,9 +200,7 @@ class GeneratedDataModule(TinyImageNetDataModule):
     ) -> None:
         self.base = Path(root).expanduser()
         super().__init__(root=str(self.base / "tiny-imagenet"), classes=[w for w, *_ in CLASSES], **kwargs)
-        self.gen_args = dict(
-            seed=seed, train_per_class=train_per_class, val_per_class=val_per_class, inpaint=inpaint
-        )
+        self.gen_args = dict(seed=seed, train_per_class=train_per_class, val_per_class=val_per_class, inpaint=inpaint)
 
     def check_layout(self) -> None:
         generate(self.base, **self.gen_args)  # type: ignore[arg-type]

@@ -1,9 +1,9 @@
 """tiny-imagenet-200 in its standard folder layout, restricted to a list of classes (wnids).
 
-    root/wnids.txt                      one wnid per line
-    root/words.txt                      wnid<TAB>comma-separated names
-    root/train/<wnid>/images/*.JPEG     training images
-    root/val/images/*.JPEG + root/val/val_annotations.txt  (file<TAB>wnid<TAB>box...)
+root/wnids.txt                      one wnid per line
+root/words.txt                      wnid<TAB>comma-separated names
+root/train/<wnid>/images/*.JPEG     training images
+root/val/images/*.JPEG + root/val/val_annotations.txt  (file<TAB>wnid<TAB>box...)
 """
 
 from __future__ import annotations

@@ -107,8 +107,10 @@ class TokenDataModule(L.LightningDataModule):
             return path
         ds = self.images.dataset(split)
         log.info("tokenizing %d %s images -> %s", len(ds), split, path)
-        entry = {"tokens": encode_images(self.tokenizer, ds.images, self.encode_batch_size, self.encode_device),
-                 "labels": ds.labels.clone()}
+        entry = {
+            "tokens": encode_images(self.tokenizer, ds.images, self.encode_batch_size, self.encode_device),
+            "labels": ds.labels.clone(),
+        }
         if path.name.endswith("-flip.pt"):
             entry["flipped"] = encode_images(
                 self.tokenizer, ds.images.flip(-1), self.encode_batch_size, self.encode_device
@@ -134,7 +136,10 @@ class TokenDataModule(L.LightningDataModule):
         self.setup()
         ds = self.splits[split]
         return DataLoader(
-            ds, batch_size=self.images.batch_size, shuffle=shuffle, drop_last=shuffle and len(ds) > self.images.batch_size
+            ds,
+            batch_size=self.images.batch_size,
+            shuffle=shuffle,
+            drop_last=shuffle and len(ds) > self.images.batch_size,
         )
 
     def train_dataloader(self) -> DataLoader:

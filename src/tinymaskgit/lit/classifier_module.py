@@ -39,8 +39,14 @@ class ClassifierModule(L.LightningModule):
         logits = self.net(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         acc = (logits.argmax(-1) == y).float().mean()
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/acc": acc}, on_step=stage == "train", on_epoch=True,
-                      prog_bar=True, sync_dist=stage != "train", batch_size=len(x))
+        self.log_dict(
+            {f"{stage}/loss": loss, f"{stage}/acc": acc},
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=stage != "train",
+            batch_size=len(x),
+        )
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:

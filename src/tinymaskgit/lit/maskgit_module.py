@@ -21,7 +21,10 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def training_mask(
-    schedule: Callable[[torch.Tensor], torch.Tensor], b: int, n: int, device: torch.device,
+    schedule: Callable[[torch.Tensor], torch.Tensor],
+    b: int,
+    n: int,
+    device: torch.device,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """(B, N) bool: per sample r ~ U(0, 1) and exactly ceil(gamma(r) * N) positions (at least 1) masked."""
@@ -94,13 +97,15 @@ class MaskGITModule(L.LightningModule):
             class_ids = class_ids.masked_fill(drop, self.net.null_class_id)
         logits = self.net(inputs, class_ids)  # (B, N, K)
         target = mask if not self.hparams.loss_on_all else torch.ones_like(mask)
-        loss = F.cross_entropy(
-            logits[target].float(), tokens[target], label_smoothing=self.hparams.label_smoothing
-        )
+        loss = F.cross_entropy(logits[target].float(), tokens[target], label_smoothing=self.hparams.label_smoothing)
         acc = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
         self.log_dict(
             {f"{stage}/loss": loss, f"{stage}/masked_acc": acc},
-            on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=stage != "train", batch_size=b,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=stage != "train",
+            batch_size=b,
         )
         return loss
 

@@ -166,4 +166,3 @@ def load_tokenizer(path: str, device: str | torch.device = "cpu") -> VQVAE:
     net.load_state_dict(sub_state_dict(ckpt["state_dict"], "net"))
     net.eval().requires_grad_(False)
     return net.to(device)
-

@@ -87,9 +87,13 @@ class InceptionBackend:
         self.weights_hash = file_hash(path)
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
-        ).to(self.device).eval()
+        self.net = (
+            NoTrainInceptionV3(
+                name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
+            )
+            .to(self.device)
+            .eval()
+        )
         self.info: dict[str, Any] = {"weights": path.name}
 
     @torch.no_grad()

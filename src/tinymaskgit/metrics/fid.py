@@ -53,7 +53,10 @@ def frechet_distance(a: Stats, b: Stats) -> float:
 
 
 def kid(
-    a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, subsets: int = 100, subset_size: int = 1000,
+    a: np.ndarray | torch.Tensor,
+    b: np.ndarray | torch.Tensor,
+    subsets: int = 100,
+    subset_size: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float]:
     """Mean and std of the unbiased polynomial-kernel MMD^2 over random subsets of two feature sets."""
@@ -75,9 +78,7 @@ def kid(
     return float(np.mean(vals)), float(np.std(vals))
 
 
-def bootstrap_fd(
-    fake: np.ndarray | torch.Tensor, real: Stats, rounds: int = 100, seed: int = 0
-) -> tuple[float, float]:
+def bootstrap_fd(fake: np.ndarray | torch.Tensor, real: Stats, rounds: int = 100, seed: int = 0) -> tuple[float, float]:
     """95% interval of the FD when the generated set is resampled with replacement."""
     f = _np64(fake)
     rng = np.random.default_rng(seed)

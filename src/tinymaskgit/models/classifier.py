@@ -35,11 +35,17 @@ class BasicBlock(nn.Module):
 class ResNetClassifier(nn.Module):
     """(B, 3, 64, 64) in [-1, 1] -> (B, K) logits; ``features`` gives the (B, F) penultimate activations."""
 
-    def __init__(self, num_classes: int, widths: list[int] | None = None, blocks_per_stage: int = 2) -> None:
+    def __init__(
+        self, num_classes: int, widths: list[int] | None = None, blocks_per_stage: int = 2, stem_stride: int = 1
+    ) -> None:
         super().__init__()
         widths = list(widths or [32, 64, 128, 256])
-        self.config: dict[str, Any] = dict(num_classes=num_classes, widths=widths, blocks_per_stage=blocks_per_stage)
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.config: dict[str, Any] = dict(
+            num_classes=num_classes, widths=widths, blocks_per_stage=blocks_per_stage, stem_stride=stem_stride
+        )
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         layers: list[nn.Module] = []
         cin = widths[0]
         for i, w in enumerate(widths):

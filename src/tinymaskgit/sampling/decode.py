@@ -108,10 +108,8 @@ def decode(
         if not still.any():
             break
         w = settings.cfg_weight * ((k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0)
-        if guided:
-            logits = model.forward_with_cfg(current, class_ids, w)
-        else:
-            logits = model(current, class_ids)  # (B, N, K)
+        # (B, N, K); w = 0 or an unconditional model needs only the conditional pass
+        logits = model.forward_with_cfg(current, class_ids, w) if guided else model(current, class_ids)
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B, N, K)
         if settings.sample_tokens:
             flat = logp.exp().view(b * n, -1)

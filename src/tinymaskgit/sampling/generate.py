@@ -64,13 +64,19 @@ def decode_batches(
 
 
 def generate(
-    m: MaskGIT, class_ids: torch.Tensor | None, n: int, settings: DecodeSettings, batch_size: int = 64,
-    seed: int = 0, trace: list[int] | None = None,
+    m: MaskGIT,
+    class_ids: torch.Tensor | None,
+    n: int,
+    settings: DecodeSettings,
+    batch_size: int = 64,
+    seed: int = 0,
+    trace: list[int] | None = None,
 ) -> Result:
     """Sample ``n`` images; ``class_ids`` is (n,) or None (the null class: unconditional)."""
     tokens = torch.zeros(n, m.net.num_tokens, dtype=torch.long)
-    return decode_batches(m, tokens, torch.ones_like(tokens, dtype=torch.bool), class_ids, settings,
-                          batch_size, seed, trace)
+    return decode_batches(
+        m, tokens, torch.ones_like(tokens, dtype=torch.bool), class_ids, settings, batch_size, seed, trace
+    )
 
 
 def token_mask(pixel_known: torch.Tensor, latent_size: int, threshold: float = 0.0) -> torch.Tensor:
@@ -84,16 +90,25 @@ def token_mask(pixel_known: torch.Tensor, latent_size: int, threshold: float = 0
 
 @torch.no_grad()
 def inpaint(
-    m: MaskGIT, masked: torch.Tensor, known: torch.Tensor, settings: DecodeSettings,
-    class_ids: torch.Tensor | None = None, threshold: float = 0.0, paste_known: bool = True,
-    batch_size: int = 64, seed: int = 0, trace: list[int] | None = None,
+    m: MaskGIT,
+    masked: torch.Tensor,
+    known: torch.Tensor,
+    settings: DecodeSettings,
+    class_ids: torch.Tensor | None = None,
+    threshold: float = 0.0,
+    paste_known: bool = True,
+    batch_size: int = 64,
+    seed: int = 0,
+    trace: list[int] | None = None,
 ) -> Result:
     """Complete (B, 3, S, S) uint8 ``masked`` images whose (B, 1, S, S) bool ``known`` pixels are given."""
     device = next(m.net.parameters()).device
-    tokens = torch.cat([
-        m.tokenizer.tokenize(to_float(masked[i : i + batch_size].to(device))).flatten(1).cpu()
-        for i in range(0, len(masked), batch_size)
-    ])  # (B, N)
+    tokens = torch.cat(
+        [
+            m.tokenizer.tokenize(to_float(masked[i : i + batch_size].to(device))).flatten(1).cpu()
+            for i in range(0, len(masked), batch_size)
+        ]
+    )  # (B, N)
     unknown = token_mask(known, m.tokenizer.latent_size, threshold)
     result = decode_batches(m, tokens, unknown, class_ids, settings, batch_size, seed, trace)
     if paste_known:
