@@ -92,9 +92,10 @@ def decode(
     b, n = tokens.shape
     device = tokens.device
     mask_id = model.mask_token_id
+    # guidance needs a real class to contrast with the null class
+    guided = class_ids is not None and model.num_classes > 0 and settings.cfg_weight != 0
     if class_ids is None:
         class_ids = torch.full((b,), model.null_class_id, dtype=torch.long, device=device)
-    guided = model.num_classes > 0 and settings.cfg_weight != 0
 
     unknown = unknown.bool()
     current = torch.where(unknown, torch.full_like(tokens, mask_id), tokens)  # (B, N)
