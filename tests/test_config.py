@@ -14,8 +14,10 @@ from tests.conftest import CONF_DIR, run_cli
 from tinymaskgit.config import validate
 from tinymaskgit.errors import ConfigError
 
-TRAIN_GROUPS = [next(iter(d)) for d in OmegaConf.load(Path(CONF_DIR) / "train.yaml").defaults if isinstance(d, dict)]
+TRAIN_DEFAULTS = OmegaConf.to_container(OmegaConf.load(Path(CONF_DIR) / "train.yaml").defaults)
+TRAIN_GROUPS = [next(iter(d)) for d in TRAIN_DEFAULTS if isinstance(d, dict)]
 GROUPS = sorted(g for g in TRAIN_GROUPS if g not in ("hydra", "paths"))
+assert len(GROUPS) == 9, GROUPS  # a failed read of train.yaml would silently test nothing
 
 
 def options(group: str) -> list[str]:
