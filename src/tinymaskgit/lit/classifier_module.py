@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.lit.lr_schedule import step_horizon, warmup_cosine
 from tinymaskgit.models.classifier import ResNetClassifier
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -23,6 +24,7 @@ class ClassifierModule(L.LightningModule):
         net: ResNetClassifier,
         optimizer: Callable[..., torch.optim.Optimizer],
         label_smoothing: float = 0.0,
+        warmup_steps: int = 100,
         class_names: list[str] | None = None,
         dataset: str = "",
     ) -> None:
@@ -63,8 +65,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory(params=self.net.parameters())
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=opt.param_groups[0]["lr"], total_steps=total)
+        sched = warmup_cosine(opt, self.hparams.warmup_steps, step_horizon(self.trainer), floor=0.01)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.lit.lr_schedule import step_horizon, warmup_cosine
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.sampling.decode import DecodeSettings, decode
@@ -123,17 +123,7 @@ class MaskGITModule(L.LightningModule):
         for name, p in self.net.named_parameters():
             (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
         opt = self.optimizer_factory(params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = min(self.hparams.warmup_steps, max(1, total // 10))
-        floor = self.hparams.min_lr_ratio
-
-        def lr_lambda(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min(1.0, (step - warm) / max(1, total - warm))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+        sched = warmup_cosine(opt, self.hparams.warmup_steps, step_horizon(self.trainer), self.hparams.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
