@@ -83,7 +83,15 @@ def test_ema_weights_option(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> N
 def test_unbounded_run_keeps_a_constant_rate_after_warmup(make_cfg, tokenizer_ckpt: Path) -> None:
     # max_epochs=-1 with max_time has no step horizon; the cosine decay must not crash on it
     with pytest.warns(UserWarning, match="no step horizon"):
-        metrics = train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=limit",
-                                 "trainer.max_epochs=-1", "trainer.max_time=00:00:00:03",
-                                 "stage.module.warmup_steps=2", *TINY_TF))
+        metrics = train(
+            make_cfg(
+                "stage=maskgit",
+                f"tokenizer_ckpt={tokenizer_ckpt}",
+                "debug=limit",
+                "trainer.max_epochs=-1",
+                "trainer.max_time=00:00:00:03",
+                "stage.module.warmup_steps=2",
+                *TINY_TF,
+            )
+        )
     assert metrics["global_step"] > 0

@@ -49,7 +49,7 @@ class ImageGridCallback(L.Callback):
         was_training = pl_module.training
         pl_module.eval()
         try:
-            grids = pl_module.log_images(self._batch, max_images=self.max_images)
+            grids = pl_module.log_images(self._batch, max_images=self.max_images)  # type: ignore[operator]
         finally:
             pl_module.train(was_training)
         for name, images in grids.items():

@@ -105,8 +105,7 @@ def draw_image(cls: int, rng: np.random.Generator, size: int = 64) -> np.ndarray
             x, y = rng.uniform(rr, s - rr, 2)
             d.ellipse([x - rr, y - rr, x + rr, y + rr], fill=fg)
     im = im.resize((size, size), Image.Resampling.LANCZOS)
-    arr = np.asarray(im, dtype=np.float32)
-    arr = arr + rng.normal(0, 4.0, arr.shape)  # faint sensor-like noise
+    arr = np.asarray(im, dtype=np.float64) + rng.normal(0, 4.0, (size, size, 3))  # faint sensor-like noise
     return np.clip(np.round(arr), 0, 255).astype(np.uint8)
 
 

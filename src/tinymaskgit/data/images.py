@@ -24,16 +24,16 @@ def read_rgb(path: Path, size: int, resize: bool = False) -> torch.Tensor:
     ``resize`` is false.
     """
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                if not resize:
-                    raise DataError(
-                        f"{path} is {im.size[0]}x{im.size[1]}, expected {size}x{size}; "
-                        "set data.resize=true to resize such images"
-                    )
-                im = im.resize((size, size), Image.Resampling.BICUBIC)
-            arr = np.asarray(im, dtype=np.uint8)
+        with Image.open(path) as f:
+            rgb = f.convert("RGB")
+        if rgb.size != (size, size):
+            if not resize:
+                raise DataError(
+                    f"{path} is {rgb.size[0]}x{rgb.size[1]}, expected {size}x{size}; "
+                    "set data.resize=true to resize such images"
+                )
+            rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+        arr = np.asarray(rgb, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"cannot read image {path}: {e}; replace the file or set data.skip_corrupt=true") from e
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)

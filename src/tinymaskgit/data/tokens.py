@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from tinymaskgit.data.base import ImageDataModule
 from tinymaskgit.data.images import to_float
+from tinymaskgit.models.vqvae import VQVAE
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def fingerprint_tensor(t: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def encode_images(tokenizer: nn.Module, images: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
+def encode_images(tokenizer: VQVAE, images: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
     """(N, 3, S, S) uint8 images -> (N, L*L) int64 token ids."""
     tokenizer = tokenizer.to(device).eval()
     out = []
@@ -70,7 +71,7 @@ class TokenDataModule(L.LightningDataModule):
     def __init__(
         self,
         images: ImageDataModule,
-        tokenizer: nn.Module,
+        tokenizer: VQVAE,
         cache_dir: str,
         encode_batch_size: int = 128,
         encode_device: str | None = None,

@@ -35,6 +35,8 @@ class VQVAEModule(L.LightningModule):
         grad_clip: max gradient norm (0 = off); clipping is done here since optimisation is manual.
     """
 
+    code_counts: torch.Tensor
+
     def __init__(
         self,
         net: VQVAE,

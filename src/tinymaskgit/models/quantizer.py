@@ -65,6 +65,11 @@ class VectorQuantizer(nn.Module):
             where the encoder's outputs are instead of near 0 (otherwise few codes are ever picked).
     """
 
+    ema_cluster_size: torch.Tensor
+    ema_embed_sum: torch.Tensor
+    steps_unused: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(
         self,
         codebook_size: int,
