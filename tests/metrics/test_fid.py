@@ -105,3 +105,22 @@ def test_reference_cache_hit_and_invalidation(tmp_path: Path) -> None:
     backend.weights_hash = "other"
     cached_features(backend, images, tmp_path, "gen", "train")
     assert backend.calls == 4  # other backend weights: recomputed
+
+
+def test_inception_backend_reads_a_weights_file(tmp_path: Path, monkeypatch) -> None:
+    """The real weights cannot be downloaded offline; a file of the same layout exercises the whole path."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with monkeypatch.context() as m:  # build one extractor with random weights to get the file layout
+        m.setattr(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, strict=True: None)
+        m.setattr(torch, "load", lambda *a, **k: {})
+        random_net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path="x")
+    weights = tmp_path / features.INCEPTION_FILE
+    torch.save(random_net.state_dict(), weights)
+    backend = features.InceptionBackend(str(weights), "cpu", batch_size=2)
+    assert backend.name == "inception" and backend.metric == "fid"
+    assert backend.weights_hash == features.file_hash(weights)
+    images = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
+    f = backend.features(images)
+    assert f.shape == (3, 2048) and f.dtype == torch.float64 and torch.isfinite(f).all()
+    assert torch.allclose(f[:1], backend.features(images[:1]))  # batching does not change features
