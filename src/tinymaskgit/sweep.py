@@ -98,7 +98,8 @@ def plot(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
     weights = sorted({r["cfg_weight"] for r in rows})
     fig, axes = plt.subplots(1, len(weights), figsize=(4.5 * len(weights), 3.6), squeeze=False, sharey=True)
     for ax, w in zip(axes[0], weights):
-        for sched in sorted({r["schedule"] for r in rows}):
+        for i, sched in enumerate(sorted({r["schedule"] for r in rows})):
+            color = f"C{i}"  # one colour per schedule; the sweet spot changes only the line style
             for spot in sorted({r["sweet_spot"] for r in rows}, key=lambda s: -1 if s is None else s):
                 pts = sorted(
                     (r["steps"], r["value"])
@@ -107,13 +108,13 @@ def plot(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
                 )
                 if pts:
                     label = sched if spot is None else f"{sched}, t={spot}"
-                    ax.plot(*zip(*pts), marker="o", linestyle="-" if spot is None else "--", label=label)
+                    ax.plot(*zip(*pts), marker="o", color=color, linestyle="-" if spot is None else "--", label=label)
         ax.set_title(f"CFG weight w = {w}")
         ax.set_xlabel("decoding steps T")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"{rows[0]['metric']} ({rows[0]['backend']} features)")
-    axes[0][-1].legend(fontsize=7, loc="best")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(sweep_dir / "fid_sweep.png", dpi=120)
     plt.close(fig)
