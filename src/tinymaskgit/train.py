@@ -13,6 +13,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
 from tinymaskgit.cli import friendly_errors
@@ -103,12 +104,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @friendly_errors
 def main(cfg: DictConfig) -> None:
     metrics = train(cfg)
-    if int(getattr(torch.distributed, "get_rank", lambda: 0)() if torch.distributed.is_initialized() else 0) == 0:
-        shown = {k: v for k, v in metrics.items() if "/" in k and not k.endswith("_step")}
-        for k in sorted(shown):
-            log.info("%-28s %.4f", k, shown[k])
-        log.info("outputs in %s", metrics["output_dir"])
-
+    for key in sorted(k for k in metrics if "/" in k and not k.endswith(("_step", "_epoch"))):
+        rank_zero_info(f"{key:<28} {metrics[key]:.4f}")
+    rank_zero_info(f"outputs in {metrics['output_dir']}")
 
 if __name__ == "__main__":
     main()
