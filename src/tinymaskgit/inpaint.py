@@ -15,9 +15,8 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from PIL import Image
 
-from tinymaskgit.callbacks.pictures import save_step_strip, step_frames
+from tinymaskgit.callbacks.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.cli import (
     class_ids_from_names,
     decode_settings,
@@ -77,7 +76,7 @@ def run_inpaint(cfg: DictConfig) -> dict[str, object]:
     files = []
     for name, img in zip(pairs.names[:n], res.images):
         path = out / "completed" / name
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+        save_png(img, path)
         files.append(path)
     strips = []
     for i, masks, images in zip(trace, res.step_masks, res.step_images):

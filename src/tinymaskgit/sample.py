@@ -12,10 +12,9 @@ import logging
 import hydra
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 
 from tinymaskgit.callbacks.images import save_grid
-from tinymaskgit.callbacks.pictures import save_step_strip, step_frames
+from tinymaskgit.callbacks.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.cli import (
     class_ids_from_names,
     decode_settings,
@@ -53,7 +52,7 @@ def sample(cfg: DictConfig) -> dict[str, object]:
         folder.mkdir(exist_ok=True)
         for j in range(per):
             path = folder / f"{slug(name)}_{j:04d}.png"
-            Image.fromarray(res.images[g * per + j].permute(1, 2, 0).numpy()).save(path)
+            save_png(res.images[g * per + j], path)
             files.append(path)
         save_grid(to_float(res.images[g * per : (g + 1) * per]), out / f"grid_{slug(name)}.png", nrow=min(per, 8))
     save_grid(to_float(res.images), out / "grid.png", nrow=per)

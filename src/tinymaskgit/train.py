@@ -53,7 +53,7 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
 def check_resume(path: str, module: L.LightningModule, stage: str) -> None:
     """Refuse a checkpoint of another stage or of a differently shaped network, naming what differs."""
     meta = read_checkpoint(path, expect_stage=stage)[KEY]
-    mine = getattr(module, "net_config", None) or getattr(getattr(module, "net", None), "config", None)
+    mine = getattr(getattr(module, "net", None), "config", None)
     theirs = meta.get("net_config")
     if mine is not None and theirs is not None:
         diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
@@ -107,6 +107,7 @@ def main(cfg: DictConfig) -> None:
     for key in sorted(k for k in metrics if "/" in k and not k.endswith(("_step", "_epoch"))):
         rank_zero_info(f"{key:<28} {metrics[key]:.4f}")
     rank_zero_info(f"outputs in {metrics['output_dir']}")
+
 
 if __name__ == "__main__":
     main()

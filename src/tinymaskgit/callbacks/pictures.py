@@ -12,6 +12,11 @@ from torchvision.utils import make_grid
 from tinymaskgit.data.images import to_uint8
 
 
+def save_png(image: torch.Tensor, path: Path) -> None:
+    """Write a (3, S, S) uint8 tensor as a lossless PNG."""
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
+
+
 def mask_image(mask: torch.Tensor, size: int) -> torch.Tensor:
     """(L, L) bool still-unknown mask -> (3, size, size) in [-1, 1]: unknown black, decided white."""
     m = (~mask).float()[None, None]  # (1, 1, L, L)
@@ -34,7 +39,7 @@ def save_step_strip(frames: torch.Tensor, path: Path) -> None:
     """Save the frames side by side (one column per step) as a PNG, and as an animated GIF beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0, normalize=False)
-    Image.fromarray(to_uint8(grid).permute(1, 2, 0).numpy()).save(path)
+    save_png(to_uint8(grid), path)
     gif = [
         Image.fromarray(to_uint8(f).permute(1, 2, 0).numpy()).resize(
             (f.shape[-1] * 3, f.shape[-2] * 3), Image.Resampling.NEAREST

@@ -84,6 +84,7 @@ class TokenDataModule(L.LightningDataModule):
         self.encode_device = encode_device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.splits: dict[str, TokenDataset] = {}
         self._tok_hash: str | None = None
+        self._paths: dict[str, Path] = {}
 
     @property
     def num_classes(self) -> int:
@@ -94,12 +95,16 @@ class TokenDataModule(L.LightningDataModule):
         return self.images.class_names
 
     def cache_path(self, split: str) -> Path:
-        """Where the tokens of ``split`` live for this tokenizer and these pixels."""
+        """Where the tokens of ``split`` live for this tokenizer and these pixels (hashed once per split)."""
+        if split in self._paths:
+            return self._paths[split]
         if self._tok_hash is None:
             self._tok_hash = fingerprint_module(self.tokenizer)[:16]
         data_hash = fingerprint_tensor(self.images.dataset(split).images)[:16]
         flip = "-flip" if self.images.hflip and split == "train" else ""
-        return self.cache_dir / f"{self.images.name}-{split}-tok{self._tok_hash}-data{data_hash}{flip}.pt"
+        path = self.cache_dir / f"{self.images.name}-{split}-tok{self._tok_hash}-data{data_hash}{flip}.pt"
+        self._paths[split] = path
+        return path
 
     def _build(self, split: str) -> Path:
         path = self.cache_path(split)
