@@ -112,6 +112,16 @@ def test_missing_and_wrong_checkpoints(entry_cfg, tokenizer_ckpt: Path, tmp_path
 def test_bad_sampler_value_is_named(entry_cfg, maskgit_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="sweet_spot"):
         sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "steps=4", "sweet_spot=6"))
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "precision=16"))
+
+
+def test_bf16_sampling_writes_images(entry_cfg, maskgit_ckpt: Path) -> None:
+    res = sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "n_per_class=1", "steps=3", "precision=bf16"))
+    assert res["files"]
+    for path in res["files"]:
+        with Image.open(path) as im:
+            assert im.size == (64, 64) and im.mode == "RGB"
 
 
 def test_inpaint_writes_completed_images_and_strip(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:

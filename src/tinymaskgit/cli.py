@@ -74,6 +74,7 @@ def decode_settings(cfg: DictConfig) -> DecodeSettings:
         temperature=float(cfg.temperature),
         sample_tokens=bool(cfg.sample_tokens),
         gumbel_on=cfg.gumbel_on,
+        precision=str(cfg.get("precision", "32")),
     )
     try:
         s.validate()

@@ -191,6 +191,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
             "temperature",
             "sample_tokens",
             "gumbel_on",
+            "precision",
         )
     }
     sampler["schedule"] = cfg.schedule.name

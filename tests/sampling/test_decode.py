@@ -76,7 +76,10 @@ def test_same_seed_same_samples(net: MaskGITTransformer) -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("flags", [dict(sample_tokens=False), dict(gumbel_on="prob"), dict(cfg_schedule="linear")])
+@pytest.mark.parametrize(
+    "flags",
+    [dict(sample_tokens=False), dict(gumbel_on="prob"), dict(cfg_schedule="linear"), dict(precision="bf16")],
+)
 def test_lab_conventions_keep_invariants(net: MaskGITTransformer, flags: dict) -> None:
     tokens, unknown = inpaint_problem()
     out = decode(net, tokens, unknown, torch.tensor([0, 1, 2, 0]), DecodeSettings(steps=6, **flags))
@@ -99,6 +102,7 @@ def test_argmax_without_noise_is_deterministic(net: MaskGITTransformer) -> None:
         (dict(schedule="x"), "schedule"),
         (dict(gumbel_on="p"), "gumbel_on"),
         (dict(cfg_schedule="cos"), "cfg_schedule"),
+        (dict(precision="16"), "precision"),
     ],
 )
 def test_bad_settings_are_named(net: MaskGITTransformer, bad: dict, message: str) -> None:
@@ -110,3 +114,19 @@ def test_bad_settings_are_named(net: MaskGITTransformer, bad: dict, message: str
             None,
             DecodeSettings(**bad),
         )
+
+
+def test_bf16_follows_float32_when_the_model_is_sure() -> None:
+    """bf16 autocast changes the logits by rounding only: a peaked model decodes the same tokens."""
+    torch.manual_seed(0)
+    net = MaskGITTransformer(codebook_size=16, num_tokens=36, num_classes=3, dim=32, depth=2, heads=4, mlp_dim=64)
+    net.eval()
+    with torch.no_grad():
+        net.head.weight.mul_(200)  # sharpen the predictions so that rounding cannot flip the argmax
+    tokens = torch.zeros(2, 36, dtype=torch.long)
+    unknown = torch.ones(2, 36, dtype=torch.bool)
+    labels = torch.tensor([0, 1])
+    base = dict(steps=4, sample_tokens=False, temperature=0.0)
+    exact = decode(net, tokens, unknown, labels, DecodeSettings(**base)).tokens
+    fast = decode(net, tokens, unknown, labels, DecodeSettings(precision="bf16", **base)).tokens
+    assert (exact == fast).float().mean() > 0.9

@@ -134,5 +134,5 @@ class MaskGITTransformer(nn.Module):
             return self(tokens, class_ids)
         null = torch.full_like(class_ids, self.null_class_id)
         both = self(torch.cat([tokens, tokens]), torch.cat([class_ids, null]))  # (2B, N, K)
-        cond, uncond = both.chunk(2)
+        cond, uncond = both.float().chunk(2)  # combine in float32 even under autocast
         return (1 + cfg_weight) * cond - cfg_weight * uncond
