@@ -1,0 +1,38 @@
+"""Smoke runs of the benchmark scripts at toy sizes, so that they keep working (their numbers are not tested)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_sampling  # noqa: E402
+import common  # noqa: E402
+
+
+def test_sampling_benchmark_rows_and_report(tmp_path: Path) -> None:
+    rows = bench_sampling.bench("tiny", torch.device("cpu"), steps=2, n=4, n_ref=1, precisions=["32"])
+    assert [r["precision"] for r in rows] == ["32"]
+    row = rows[0]
+    for key in ("ours_img_per_s", "reference_img_per_s", "forwards_only_img_per_s"):
+        assert row[key] > 0
+    assert row["speedup"] == pytest.approx(row["ours_img_per_s"] / row["reference_img_per_s"])
+    out = common.report("sampling", rows, torch.device("cpu"), str(tmp_path))
+    saved = json.loads(out.read_text())
+    assert saved["rows"][0]["preset"] == "tiny" and saved["environment"]["device"] == "cpu"
+
+
+def test_reference_loop_returns_one_image() -> None:
+    torch.manual_seed(0)
+    tok = common.preset("tiny", "vqvae").eval()
+    net = common.preset(
+        "tiny", "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens, num_classes=3
+    ).eval()
+    m = bench_sampling.MaskGIT(net, tok, ["a", "b", "c"], {})
+    image = bench_sampling.reference_sample_one(m, 1, steps=3, w=1.0, temperature=4.5)
+    assert image.shape == (1, 3, 64, 64)
