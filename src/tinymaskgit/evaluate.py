@@ -234,7 +234,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             extra.append(f"PSNR {r['psnr']:.2f} dB")
         if r.get("classifier_val_acc") is not None:
             extra.append(f"classifier held-out acc {r['classifier_val_acc']:.1%}")
-        kid_txt = f"{r['kid_metric']} {r['kid']:.3g} ± {r['kid_std']:.2g}"
+        spread = "(whole sets)" if r["kid_std"] is None else f"± {r['kid_std']:.2g}"
+        kid_txt = f"{r['kid_metric']} {r['kid']:.3g} {spread}"
         lines.append(
             f"| {r['protocol']} | {r.get('class_name', 'all')} | {r['metric']} | {r['value']:.3g} | {kid_txt} "
             f"| {r['n_fake']} / {r['n_real']} | {r['reference']} | {r['seed']} | {'; '.join(extra)} |"

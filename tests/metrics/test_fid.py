@@ -64,6 +64,19 @@ def test_kid_of_a_set_with_itself_is_about_zero() -> None:
     assert abs(same) < 0.01 * other
 
 
+def test_kid_on_whole_sets_has_no_spread_and_matches_the_formula() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 6)) + 0.3
+    value, std = kid(x, y, subsets=10, subset_size=100)  # subsets would all be the whole sets
+    assert std is None
+    k = lambda a, b: (a @ b.T / 6 + 1) ** 3  # noqa: E731
+    m = len(x)
+    off = lambda g: (g.sum() - np.trace(g)) / (m * (m - 1))  # noqa: E731
+    assert value == pytest.approx(off(k(x, x)) + off(k(y, y)) - 2 * k(x, y).mean(), rel=1e-12)
+    _, spread = kid(x, y, subsets=10, subset_size=20)  # proper subsets do vary
+    assert spread is not None and spread > 0
+
+
 def test_bootstrap_interval_brackets_the_value() -> None:
     rng = np.random.default_rng(0)
     real = Stats.of(rng.normal(size=(400, 8)))

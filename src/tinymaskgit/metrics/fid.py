@@ -58,24 +58,33 @@ def kid(
     subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 0,
-) -> tuple[float, float]:
-    """Mean and std of the unbiased polynomial-kernel MMD^2 over random subsets of two feature sets."""
+) -> tuple[float, float | None]:
+    """Mean and std of the unbiased polynomial-kernel MMD^2 over random subsets of two feature sets.
+
+    When both sets are no larger than ``subset_size`` every subset would be the whole set: the MMD^2 is
+    computed once and the std is None (there is no spread to report, not a spread of zero).
+    """
     x, y = _np64(a), _np64(b)
     m = min(subset_size, len(x), len(y))
     if m < 2:
         raise ValueError(f"KID needs at least 2 samples per set, got {len(x)} and {len(y)}")
-    d = x.shape[1]
+    if m == len(x) == len(y):
+        return _mmd2(x, y), None
     rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(subsets):
-        xs = x[rng.choice(len(x), m, replace=False)]
-        ys = y[rng.choice(len(y), m, replace=False)]
-        kxx = (xs @ xs.T / d + 1) ** 3
-        kyy = (ys @ ys.T / d + 1) ** 3
-        kxy = (xs @ ys.T / d + 1) ** 3
-        mmd = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-        vals.append(mmd - 2 * kxy.mean())
+    vals = [
+        _mmd2(x[rng.choice(len(x), m, replace=False)], y[rng.choice(len(y), m, replace=False)]) for _ in range(subsets)
+    ]
     return float(np.mean(vals)), float(np.std(vals))
+
+
+def _mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 between two (m, D) sets with the kernel (x.y / D + 1)^3."""
+    m, d = x.shape
+    kxx = (x @ x.T / d + 1) ** 3
+    kyy = (y @ y.T / d + 1) ** 3
+    kxy = (x @ y.T / d + 1) ** 3
+    within = (kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+    return float(within - 2 * kxy.mean())
 
 
 def bootstrap_fd(fake: np.ndarray | torch.Tensor, real: Stats, rounds: int = 100, seed: int = 0) -> tuple[float, float]:
