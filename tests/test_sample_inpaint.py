@@ -64,26 +64,15 @@ def test_sample_writes_pngs_grids_and_strips(entry_cfg, maskgit_ckpt: Path, tmp_
 
 
 def test_same_seed_same_pngs(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
-    a = sample(
-        entry_cfg(
-            "sample",
-            f"ckpt={maskgit_ckpt}",
-            "classes=[0]",
-            "n_per_class=2",
-            "steps=3",
-            f"out_dir={tmp_path / 'a'}",
+    a, b = (
+        sample(
+            entry_cfg(
+                "sample", f"ckpt={maskgit_ckpt}", "classes=[0]", "n_per_class=2", "steps=3", f"out_dir={tmp_path / d}"
+            )
         )
+        for d in ("a", "b")
     )
-    b = sample(
-        entry_cfg(
-            "sample",
-            f"ckpt={maskgit_ckpt}",
-            "classes=[0]",
-            "n_per_class=2",
-            "steps=3",
-            f"out_dir={tmp_path / 'b'}",
-        )
-    )
+    assert len(a["files"]) == len(b["files"]) == 2
     for pa, pb in zip(a["files"], b["files"]):
         assert np.array_equal(np.asarray(Image.open(pa)), np.asarray(Image.open(pb)))
 
