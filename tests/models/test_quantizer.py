@@ -61,7 +61,6 @@ def test_ema_moves_codes_towards_assigned_mean() -> None:
     with torch.no_grad():
         q.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
         q.ema_embed_sum.copy_(q.embedding.weight)
-        q.ema_cluster_size.fill_(1.0)
     z = torch.full((1, 2, 1, 4), 2.0)  # all four vectors at (2, 2): nearest code 0
     before = q.embedding.weight[0].clone()
     q.train()(z)
@@ -107,3 +106,17 @@ def test_first_training_batch_seeds_the_codes() -> None:
     before = q.embedding.weight.clone()
     q.eval()(torch.randn(1, 2, 4, 4))  # evaluation never re-seeds
     assert torch.equal(before, q.embedding.weight)
+
+
+def test_ema_codes_unused_at_the_start_stay_where_they_are() -> None:
+    """ema=true without data seeding: a code nobody picks keeps its initial value (it used to jump to ~1e4)."""
+    torch.manual_seed(0)
+    q = VectorQuantizer(8, 2, ema=True, init_from_data=False)
+    start = q.embedding.weight.clone()
+    z = start[0].view(1, 2, 1, 1).expand(1, 2, 2, 2).clone()  # every vector sits on code 0
+    for _ in range(3):
+        q.train()(z)
+    assert torch.allclose(q.embedding.weight[1:], start[1:], atol=1e-6)
+    assert torch.allclose(q.embedding.weight[0], start[0], atol=1e-6)  # code 0 is the mean of its own vectors
+    # and an unused code can still be picked later: it is as close to new data as it was at the start
+    assert q.embedding.weight.abs().max() < 1.0

@@ -98,7 +98,9 @@ class VectorQuantizer(nn.Module):
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
         if ema:
             self.embedding.weight.requires_grad_(False)
-            self.register_buffer("ema_cluster_size", torch.zeros(codebook_size))
+            # every code starts as the mean of one pseudo-vector (itself): sum / size = the initial weight, so an
+            # unused code decays in both and stays put (a zero size would divide its sum by ~1e-5)
+            self.register_buffer("ema_cluster_size", torch.ones(codebook_size))
             self.register_buffer("ema_embed_sum", self.embedding.weight.detach().clone())
         self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.long))
         self.register_buffer("initialized", torch.tensor(not init_from_data))
