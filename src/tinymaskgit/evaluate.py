@@ -25,12 +25,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from tinymaskgit.cache import hash_file
 from tinymaskgit.cli import decode_settings, friendly_errors, prepare_out_dir, resolve_device
 from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
-from tinymaskgit.metrics.features import Backend, ClassifierBackend, InceptionBackend, file_hash
+from tinymaskgit.metrics.features import Backend, ClassifierBackend, InceptionBackend
 from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
 from tinymaskgit.metrics.reference import cached_features
 from tinymaskgit.models.vqvae import VQVAE
@@ -176,7 +177,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     require_positive_int(cfg, "batch_size")
     device = resolve_device(cfg.device)
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
-    ckpt_hash = file_hash(cfg.ckpt) if Path(cfg.ckpt).is_file() else None
+    ckpt_hash = hash_file(cfg.ckpt) if Path(cfg.ckpt).is_file() else None
     read_checkpoint(cfg.ckpt)  # a clear error for a missing or foreign file, before any work
     backend = build_backend(cfg.eval, device)
     out = prepare_out_dir(cfg.out_dir, cfg.overwrite)

@@ -10,6 +10,7 @@ import scipy.linalg
 import torch
 
 from tests.fakes import TinyFeatures
+from tinymaskgit.cache import hash_file
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.metrics import features
 from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
@@ -120,6 +121,22 @@ def test_reference_cache_hit_and_invalidation(tmp_path: Path) -> None:
     assert backend.calls == 4  # other backend weights: recomputed
 
 
+@pytest.mark.parametrize("damage", ["truncate", "rows"])
+def test_unreadable_reference_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
+    backend = TinyFeatures()
+    images = torch.randint(0, 256, (12, 3, 64, 64), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    good = cached_features(backend, images, tmp_path, "gen", "train")
+    (path,) = tmp_path.glob("*.npy")
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:90])
+    else:
+        np.save(path, good[:5])  # a file of the right name holding another set
+    with pytest.warns(UserWarning, match="is unreadable.*rebuilding"):
+        again = cached_features(backend, images, tmp_path, "gen", "train")
+    assert np.array_equal(again, good) and backend.calls == 2
+    assert np.array_equal(np.load(path), good)
+
+
 def test_inception_backend_reads_a_weights_file(tmp_path: Path, monkeypatch) -> None:
     """The real weights cannot be downloaded offline; a file of the same layout exercises the whole path."""
     import torch_fidelity.feature_extractor_inceptionv3 as fe
@@ -132,7 +149,7 @@ def test_inception_backend_reads_a_weights_file(tmp_path: Path, monkeypatch) -> 
     torch.save(random_net.state_dict(), weights)
     backend = features.InceptionBackend(str(weights), "cpu", batch_size=2)
     assert backend.name == "inception" and backend.metric == "fid"
-    assert backend.weights_hash == features.file_hash(weights)
+    assert backend.weights_hash == hash_file(weights)
     images = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
     f = backend.features(images)
     assert f.shape == (3, 2048) and f.dtype == torch.float64 and torch.isfinite(f).all()

@@ -1,42 +1,27 @@
 """Token cache for stage 2: each split is encoded once by the frozen tokenizer and kept on disk.
 
-The cache file's name carries a hash of the tokenizer's weights and of the split's pixels, so it is reused
-exactly while both are unchanged and rebuilt (into a new file) when either changes. With horizontal flips
-on, the flipped images are tokenized too and training draws either version.
+The cache file is named by a hash of everything it holds depends on: the tokenizer's weights, the split's
+pixels and labels, the class list and whether flipped images are tokenized too. It is reused exactly while
+all of them are unchanged and rebuilt (into a new file) when any changes; an unreadable file is rebuilt
+with a warning. With horizontal flips on, the flipped images are tokenized too and training draws either.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from tinymaskgit.cache import cache_key, cached, hash_module
 from tinymaskgit.data.base import ImageDataModule
 from tinymaskgit.data.images import to_float
 from tinymaskgit.models.vqvae import VQVAE
 
 log = logging.getLogger(__name__)
-
-
-def fingerprint_module(net: nn.Module) -> str:
-    """sha256 of a module's state dict (names, shapes and values)."""
-    h = hashlib.sha256()
-    for name, t in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def fingerprint_tensor(t: torch.Tensor) -> str:
-    """sha256 of a tensor's bytes."""
-    return hashlib.sha256(t.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 @torch.no_grad()
@@ -94,48 +79,65 @@ class TokenDataModule(L.LightningDataModule):
     def class_names(self) -> list[str]:
         return self.images.class_names
 
+    def _flips(self, split: str) -> bool:
+        return bool(self.images.hflip) and split == "train"
+
     def cache_path(self, split: str) -> Path:
-        """Where the tokens of ``split`` live for this tokenizer and these pixels (hashed once per split)."""
+        """Where the tokens of ``split`` live: named by a hash of everything they depend on (hashed once)."""
         if split in self._paths:
             return self._paths[split]
         if self._tok_hash is None:
-            self._tok_hash = fingerprint_module(self.tokenizer)[:16]
-        data_hash = fingerprint_tensor(self.images.dataset(split).images)[:16]
-        flip = "-flip" if self.images.hflip and split == "train" else ""
-        path = self.cache_dir / f"{self.images.name}-{split}-tok{self._tok_hash}-data{data_hash}{flip}.pt"
+            self._tok_hash = hash_module(self.tokenizer)
+        ds = self.images.dataset(split)
+        key = cache_key(
+            tokenizer=self._tok_hash,
+            pixels=ds.images,
+            labels=ds.labels,
+            classes=list(self.images.class_names),
+            flips=self._flips(split),
+        )
+        path = self.cache_dir / f"{self.images.name}-{split}-{key[:20]}.pt"
         self._paths[split] = path
         return path
 
-    def _build(self, split: str) -> Path:
-        path = self.cache_path(split)
-        if path.is_file():
-            log.info("token cache hit: %s", path)
-            return path
+    def _encode(self, split: str) -> dict[str, Any]:
         ds = self.images.dataset(split)
-        log.info("tokenizing %d %s images -> %s", len(ds), split, path)
+        log.info("tokenizing %d %s images -> %s", len(ds), split, self.cache_path(split))
         entry = {
             "tokens": encode_images(self.tokenizer, ds.images, self.encode_batch_size, self.encode_device),
             "labels": ds.labels.clone(),
         }
-        if path.name.endswith("-flip.pt"):
+        if self._flips(split):
             entry["flipped"] = encode_images(
                 self.tokenizer, ds.images.flip(-1), self.encode_batch_size, self.encode_device
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(entry, tmp)
-        tmp.replace(path)  # atomic: a killed run never leaves a half-written cache
-        return path
+        return entry
+
+    def _load(self, split: str) -> dict[str, Any]:
+        ds = self.images.dataset(split)
+        n = self.tokenizer.num_tokens
+
+        def valid(entry: Any) -> bool:
+            parts = ["tokens", "labels"] + (["flipped"] if self._flips(split) else [])
+            return (
+                isinstance(entry, dict)
+                and all(isinstance(entry.get(k), torch.Tensor) for k in parts)
+                and tuple(entry["tokens"].shape) == (len(ds), n)
+                and torch.equal(entry["labels"], ds.labels)
+                and all(tuple(entry[k].shape) == (len(ds), n) for k in parts if k != "labels")
+            )
+
+        return cached(self.cache_path(split), lambda: self._encode(split), valid)
 
     def prepare_data(self) -> None:
         self.images.prepare_data()
         for split in ("train", "val"):
-            self._build(split)
+            self._load(split)
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.splits:
-                entry = torch.load(self._build(split), map_location="cpu", weights_only=True)
+                entry = self._load(split)
                 self.splits[split] = TokenDataset(entry["tokens"], entry["labels"], entry.get("flipped"))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

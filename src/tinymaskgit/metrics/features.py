@@ -12,26 +12,17 @@ Every backend takes uint8 images (B, 3, S, S) and returns float64 features; its 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from tinymaskgit.cache import hash_file
 from tinymaskgit.data.images import to_float
 from tinymaskgit.errors import CheckpointError, ConfigError
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
-
-
-def file_hash(path: str | Path, n: int = 12) -> str:
-    """First ``n`` hex digits of a file's sha256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
 
 
 class Backend(Protocol):
@@ -84,7 +75,7 @@ class InceptionBackend:
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         path = resolve_inception_weights(weights)
-        self.weights_hash = file_hash(path)
+        self.weights_hash = hash_file(path)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.net = (
@@ -122,7 +113,7 @@ class ClassifierBackend:
         self.device = torch.device(device)
         self.net, meta = load_classifier(ckpt, self.device)
         self.batch_size = batch_size
-        self.weights_hash = file_hash(ckpt)
+        self.weights_hash = hash_file(ckpt)
         self.class_names = list(meta.get("class_names") or [])
         self.info = {"classifier_val_acc": meta.get("val_acc"), "classifier_dataset": meta.get("dataset")}
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tinymaskgit.data.tokens import fingerprint_tensor
+from tinymaskgit.cache import cache_key, cached
 from tinymaskgit.metrics.features import Backend
-
-log = logging.getLogger(__name__)
 
 
 def cached_features(
@@ -20,19 +16,16 @@ def cached_features(
 ) -> np.ndarray:
     """Backend features of ``images`` (uint8), read from / written to the cache when ``cache_dir`` is set.
 
-    The file name holds the dataset, split, backend name, backend weights hash and a hash of the pixels,
-    so a change in any of them misses the cache (and writes a new file; old ones are kept).
+    The file name holds the dataset, split and backend name, and a hash of the backend's weights and the
+    pixels, so a change in any of them misses the cache (and writes a new file; old ones are kept). A file
+    that is unreadable or holds another number of rows is rebuilt with a warning.
     """
     if cache_dir is None:
         return backend.features(images).numpy()
-    key = f"{dataset}-{split}-{backend.name}-{backend.weights_hash}-{fingerprint_tensor(images)[:16]}"
-    path = Path(cache_dir).expanduser() / f"{key}.npy"
-    if path.is_file():
-        log.info("reference features: cache hit %s", path)
-        return np.load(path)
-    feats = backend.features(images).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, feats)
-    tmp.replace(path)
-    return feats
+    key = cache_key(backend=backend.name, weights=backend.weights_hash, pixels=images)[:20]
+    path = Path(cache_dir).expanduser() / f"{dataset}-{split}-{backend.name}-{key}.npy"
+
+    def valid(feats: np.ndarray) -> bool:
+        return feats.ndim == 2 and len(feats) == len(images) and bool(np.isfinite(feats).all())
+
+    return cached(path, lambda: backend.features(images).numpy(), valid)
