@@ -32,7 +32,7 @@ from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
 from tinymaskgit.metrics.features import Backend, ClassifierBackend, InceptionBackend
-from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
+from tinymaskgit.metrics.fid import Stats, bootstrap_fd, fd_to, kid
 from tinymaskgit.metrics.reference import cached_features
 from tinymaskgit.models.vqvae import VQVAE
 
@@ -72,7 +72,7 @@ def score(
     """FD, KID and (optionally) a bootstrap interval of fake vs real features, named by the backend."""
     m = backend.metric
     real_stats = Stats.of(real)
-    row: dict[str, Any] = {"metric": m, "value": frechet_distance(Stats.of(fake), real_stats)}
+    row: dict[str, Any] = {"metric": m, "value": fd_to(fake, real_stats)}
     kid_mean, kid_std = kid(fake, real, e.kid_subsets, e.kid_subset_size, seed)
     row["kid_metric"] = "kid" if m == "fid" else f"kid_{backend.name}"
     row["kid"], row["kid_std"] = kid_mean, kid_std

@@ -13,7 +13,7 @@ from tests.fakes import TinyFeatures
 from tinymaskgit.cache import hash_file
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.metrics import features
-from tinymaskgit.metrics.fid import Stats, bootstrap_fd, frechet_distance, kid
+from tinymaskgit.metrics.fid import Stats, bootstrap_fd, fd_to, frechet_distance, kid
 from tinymaskgit.metrics.reference import cached_features
 
 
@@ -84,6 +84,29 @@ def test_bootstrap_interval_brackets_the_value() -> None:
     fake = rng.normal(size=(300, 8)) + 0.5
     lo, hi = bootstrap_fd(fake, real, rounds=50)
     assert lo < frechet_distance(Stats.of(fake), real) < hi
+
+
+@pytest.mark.parametrize("n,d", [(100, 256), (300, 40)])
+def test_fd_to_matches_the_full_formula(n: int, d: int) -> None:
+    """Fewer vectors than dimensions takes the n x n route; it must give the d x d formula's value."""
+    rng = np.random.default_rng(3)
+    real = Stats.of(rng.normal(size=(600, d)) @ rng.normal(size=(d, d)) / np.sqrt(d))
+    fake = rng.normal(size=(n, d)) * 1.2 + 0.1
+    assert fd_to(fake, real) == pytest.approx(frechet_distance(Stats.of(fake), real), rel=1e-6)
+
+
+def test_bootstrap_interval_contains_the_estimate_at_inception_size() -> None:
+    """2048-d features, 300 generated vectors: resampling with replacement inflates FD so much that the plain
+    percentile interval lies wholly above the value; the bias-corrected one must contain it."""
+    rng = np.random.default_rng(0)
+    d = 2048
+    real = Stats.of(rng.normal(size=(2500, d)))
+    fake = rng.normal(size=(300, d)) * 1.05 + 0.02
+    point = fd_to(fake, real)
+    plain = [fd_to(fake[rng.integers(0, 300, 300)], real) for _ in range(10)]
+    assert min(plain) > point  # the bias the correction removes
+    lo, hi = bootstrap_fd(fake, real, rounds=20, seed=1)
+    assert lo < point < hi
 
 
 def test_missing_inception_weights_says_which_file(tmp_path: Path, monkeypatch) -> None:

@@ -17,7 +17,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class ClassifierModule(L.LightningModule):
-    """Trains a ResNetClassifier; the checkpoint records its best held-out (val) accuracy."""
+    """Trains a ResNetClassifier; each checkpoint records the held-out (val) accuracy of the weights it holds."""
 
     def __init__(
         self,
@@ -32,9 +32,6 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
-        self.best_val_acc = 0.0
-        self._correct = 0
-        self._seen = 0
 
     def _common_step(self, batch: Batch, stage: str) -> torch.Tensor:
         x, y = batch
@@ -56,12 +53,6 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._common_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            acc = self.trainer.callback_metrics.get("val/acc")
-            if acc is not None:
-                self.best_val_acc = max(self.best_val_acc, float(acc))
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory(params=self.net.parameters())
