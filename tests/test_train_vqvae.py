@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -133,10 +134,45 @@ def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> Non
     assert "world_size=2" in res.stderr or "distributed_backend=gloo" in res.stderr
 
 
-def test_discriminator_trains_after_its_start_step(make_cfg) -> None:
+DISC = ["stage.module.disc_weight=0.1", "stage.module.disc_start=2", "stage.module.disc_channels=8"]
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_discriminator_trains_after_its_start_step_and_steps_count_batches(
+    make_cfg, tmp_path: Path, adaptive: bool
+) -> None:
     metrics = train(
-        make_cfg(
-            "debug=limit", "stage.module.disc_weight=0.1", "stage.module.disc_start=2", "stage.module.disc_channels=8"
-        )
+        make_cfg("debug=limit", *DISC, f"stage.module.disc_adaptive={adaptive}", "trainer.log_every_n_steps=1")
     )
     assert "train/d_loss" in metrics and "train/g_loss" in metrics
+    assert metrics["global_step"] == 6  # 2 epochs x 3 batches: one step per batch, discriminator or not
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    weights = [float(r["train/disc_weight"]) for r in rows if r.get("train/disc_weight")]
+    assert weights and all(w > 0 for w in weights)
+    if not adaptive:
+        assert all(w == pytest.approx(0.1) for w in weights)
+
+
+def test_discriminator_with_ddp_on_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
+    """Before disc_start the discriminator gets no gradient, which plain DDP refuses."""
+    res = run_cli(
+        [
+            "tinymaskgit.train",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.precision=32-true",
+            "debug=limit",
+            f"data.root={generated_root}",
+            *(f"data.{k}={v}" for k, v in GEN.items()),
+            "data.batch_size=4",
+            "model.vqvae.codebook_size=64",
+            *DISC,
+        ],
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "logs" / "vqvae" / "runs").iterdir()
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 6
+    assert any(k.startswith("discriminator.") for k in ckpt["state_dict"])

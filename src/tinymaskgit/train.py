@@ -77,7 +77,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module, extra_callbacks = STAGES[stage](cfg)
     callbacks = instantiate_dict(cfg.get("callbacks")) + extra_callbacks
     loggers = instantiate_dict(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    extra: dict[str, Any] = {}
+    if cfg.trainer.get("strategy") == "ddp" and getattr(module, "unused_parameters_early", False):
+        extra["strategy"] = "ddp_find_unused_parameters_true"  # e.g. the discriminator before disc_start
+    if cfg.trainer.get("sync_batchnorm") and cfg.trainer.get("accelerator") == "cpu":
+        log.info("sync_batchnorm needs GPUs; on the CPU each process keeps its own batch-norm statistics")
+        extra["sync_batchnorm"] = False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
 
     ckpt_path = resolve_ckpt_path(cfg)
     if ckpt_path is not None:

@@ -130,3 +130,97 @@ def test_bf16_follows_float32_when_the_model_is_sure() -> None:
     exact = decode(net, tokens, unknown, labels, DecodeSettings(**base)).tokens
     fast = decode(net, tokens, unknown, labels, DecodeSettings(precision="bf16", **base)).tokens
     assert (exact == fast).float().mean() > 0.9
+
+
+# -- each flag changes what it should ----------------------------------------------------------------------
+class Spy:
+    """Wraps a transformer: records the CFG weight and output dtype of every forward the decoder makes."""
+
+    def __init__(self, net: MaskGITTransformer) -> None:
+        self.net, self.weights, self.dtypes, self.logits = net, [], [], []
+        self.mask_token_id, self.num_classes, self.null_class_id = net.mask_token_id, net.num_classes, net.null_class_id
+
+    def _record(self, out: torch.Tensor, w: float) -> torch.Tensor:
+        self.weights.append(w)
+        self.dtypes.append(out.dtype)
+        self.logits.append(out.float().clone())
+        return out
+
+    def __call__(self, tokens, class_ids=None):
+        return self._record(self.net(tokens, class_ids), 0.0)
+
+    def forward_with_cfg(self, tokens, class_ids, cfg_weight):
+        return self._record(self.net.forward_with_cfg(tokens, class_ids, cfg_weight), cfg_weight)
+
+
+def run(net, generator_seed: int = 0, **settings) -> tuple[torch.Tensor, Spy, list[float]]:
+    import tinymaskgit.sampling.decode as decode_module
+
+    spy, taus = Spy(net), []
+    real = decode_module.gumbel_noise
+
+    def noise(shape, tau, generator, device):
+        taus.append(tau)
+        return real(shape, tau, generator, device)
+
+    tokens = torch.zeros(4, 36, dtype=torch.long)
+    unknown = torch.ones(4, 36, dtype=torch.bool)
+    g = torch.Generator().manual_seed(generator_seed)
+    decode_module.gumbel_noise = noise
+    try:
+        out = decode(spy, tokens, unknown, torch.tensor([0, 1, 2, 0]), DecodeSettings(**settings), g, True)
+    finally:
+        decode_module.gumbel_noise = real
+    return out, spy, taus
+
+
+def test_temperature_is_annealed_at_every_step(net: MaskGITTransformer) -> None:
+    _, _, taus = run(net, steps=6, temperature=3.0)
+    assert taus == pytest.approx([3.0 * (1 - k / 6) for k in range(6)])
+    a, _, _ = run(net, steps=6, temperature=3.0)
+    b, _, _ = run(net, steps=6, temperature=0.0)
+    assert not torch.equal(a.tokens, b.tokens)  # the noise decides which tokens are kept
+
+
+@pytest.mark.parametrize("schedule,expected", [("constant", [2.0] * 4), ("linear", [0.5, 1.0, 1.5, 2.0])])
+def test_cfg_weight_per_step(net: MaskGITTransformer, schedule: str, expected: list[float]) -> None:
+    _, spy, _ = run(net, steps=4, cfg_weight=2.0, cfg_schedule=schedule)
+    assert spy.weights == pytest.approx(expected)
+
+
+def test_cfg_weight_changes_the_samples(net: MaskGITTransformer) -> None:
+    a, _, _ = run(net, steps=4, cfg_weight=0.0)
+    b, _, _ = run(net, steps=4, cfg_weight=3.0)
+    assert not torch.equal(a.tokens, b.tokens)
+
+
+def test_precision_bf16_runs_the_transformer_in_bfloat16(net: MaskGITTransformer) -> None:
+    _, exact, _ = run(net, steps=3, precision="32", cfg_weight=0.0)
+    _, fast, _ = run(net, steps=3, precision="bf16", cfg_weight=0.0)
+    assert set(exact.dtypes) == {torch.float32} and set(fast.dtypes) == {torch.bfloat16}
+
+
+def test_sample_tokens_false_takes_the_argmax(net: MaskGITTransformer) -> None:
+    for sample_tokens in (False, True):
+        out, spy, _ = run(net, steps=4, temperature=0.0, sample_tokens=sample_tokens)
+        still = torch.ones(4, 36, dtype=torch.bool)
+        agree = []
+        for logits, pred, mask in zip(spy.logits, out.predictions, out.masks):
+            agree.append(torch.equal(pred[still], logits.argmax(-1)[still]))
+            still = mask
+        assert all(agree) if not sample_tokens else not all(agree)
+
+
+def test_gumbel_on_prob_changes_the_confidences(net: MaskGITTransformer) -> None:
+    a, _, _ = run(net, steps=6, gumbel_on="logp")
+    b, _, _ = run(net, steps=6, gumbel_on="prob")
+    assert not torch.equal(a.tokens, b.tokens)
+    # the same draws, only the score they are added to differs: the first step's predictions are equal
+    assert torch.equal(a.predictions[0], b.predictions[0])
+
+
+def test_sweet_spot_runs_only_t_forwards(net: MaskGITTransformer) -> None:
+    out, spy, _ = run(net, steps=8, sweet_spot=3)
+    assert len(spy.weights) == 3 and len(out.masks) == 3 and (out.tokens < 16).all()
+    full, spy_full, _ = run(net, steps=8)
+    assert len(spy_full.weights) == 8 and not torch.equal(out.tokens, full.tokens)

@@ -59,7 +59,6 @@ class MaskGITModule(L.LightningModule):
         label_smoothing: float = 0.1,
         warmup_steps: int = 500,
         min_lr_ratio: float = 0.1,
-        grad_clip: float = 1.0,
         compile: bool = False,
         class_names: list[str] | None = None,
         sample: dict[str, Any] | None = None,
@@ -126,10 +125,6 @@ class MaskGITModule(L.LightningModule):
         opt = self.optimizer_factory(params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
         sched = warmup_cosine(opt, self.hparams.warmup_steps, step_horizon(self.trainer), self.hparams.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        if self.hparams.grad_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""Stage 1 training: reconstruction + VQ loss, optionally a PatchGAN discriminator (manual optimisation)."""
+"""Stage 1 training: reconstruction + VQ loss, optionally a PatchGAN discriminator."""
 
 from __future__ import annotations
 
@@ -24,15 +24,22 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class VQVAEModule(L.LightningModule):
-    """Trains a VQVAE with loss = rec_weight * (MSE or L1) + vq_weight * VQ loss [+ disc_weight * GAN loss].
+    """Trains a VQVAE with loss = rec_weight * (MSE or L1) + vq_weight * VQ loss [+ lambda * GAN loss].
+
+    One optimizer step per batch (so ``global_step``, ``disc_start`` and ``max_steps`` count batches), with
+    Lightning's automatic optimisation and the Trainer's ``gradient_clip_val``. With a discriminator, one
+    optimizer holds two parameter groups (VQ-VAE, discriminator) and one backward pass serves both: the
+    generator term sees the discriminator with its parameters frozen, the discriminator term sees the
+    reconstruction detached, so neither loss moves the other network.
 
     Args:
         net: the VQVAE to train.
-        optimizer: a partial optimizer (``_partial_: true``) taking the parameters.
+        optimizer: a partial optimizer (``_partial_: true``) taking the parameter groups.
         rec_loss: 'mse' or 'l1'.
         disc_weight: weight of the generator's adversarial loss; 0 disables the discriminator.
-        disc_start: training step from which the discriminator and its loss are used.
-        grad_clip: max gradient norm (0 = off); clipping is done here since optimisation is manual.
+        disc_start: training step (batch) from which the discriminator and its loss are used.
+        disc_adaptive: scale the adversarial weight by ||grad rec_loss|| / ||grad g_loss|| at the decoder's last
+            layer, as VQGAN does (Esser et al. 2021, eq. 7), so it neither swamps nor vanishes.
     """
 
     code_counts: torch.Tensor
@@ -47,7 +54,7 @@ class VQVAEModule(L.LightningModule):
         disc_weight: float = 0.0,
         disc_start: int = 2000,
         disc_channels: int = 64,
-        grad_clip: float = 1.0,
+        disc_adaptive: bool = False,
     ) -> None:
         super().__init__()
         if rec_loss not in ("mse", "l1"):
@@ -56,12 +63,18 @@ class VQVAEModule(L.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.discriminator = PatchDiscriminator(channels=disc_channels) if disc_weight > 0 else None
-        self.automatic_optimization = False
         k = net.codebook_size
         self.register_buffer("code_counts", torch.zeros(k, dtype=torch.long), persistent=False)
 
+    @property
+    def unused_parameters_early(self) -> bool:
+        """True when some parameters get no gradient in the first steps (the discriminator before its start):
+        DDP must then look for unused parameters."""
+        return self.discriminator is not None and self.hparams.disc_start > 0
+
     # -- losses -----------------------------------------------------------------------------------------
     def _rec_loss(self, rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        rec = rec.float()
         return F.mse_loss(rec, x) if self.hparams.rec_loss == "mse" else F.l1_loss(rec, x)
 
     def _common_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,34 +101,28 @@ class VQVAEModule(L.LightningModule):
     def _disc_active(self) -> bool:
         return self.discriminator is not None and self.global_step >= self.hparams.disc_start
 
+    def _adaptive_weight(self, rec_loss: torch.Tensor, g_loss: torch.Tensor) -> torch.Tensor:
+        last = self.net.decoder.out[-1].weight
+        g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
+        g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+        return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, 1e4).detach()
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        opts = self.optimizers()
-        opt_ae = opts[0] if isinstance(opts, list) else opts
         loss, rec, x = self._common_step(batch, "train")
         if self._disc_active():
-            assert self.discriminator is not None
-            g_loss = hinge_g_loss(self.discriminator(rec))
-            loss = loss + self.hparams.disc_weight * g_loss
-            self.log("train/g_loss", g_loss, on_step=True, on_epoch=True)
-        opt_ae.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self._clip(opt_ae)
-        opt_ae.step()
-        if self._disc_active():
-            assert isinstance(opts, list)
-            opt_d = opts[1]
-            d_loss = hinge_d_loss(self.discriminator(x), self.discriminator(rec.detach()))  # type: ignore[misc]
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            self._clip(opt_d)
-            opt_d.step()
-            self.log("train/d_loss", d_loss, on_step=True, on_epoch=True)
+            d = self.discriminator
+            assert d is not None
+            d.requires_grad_(False)  # the generator term must not train the discriminator
+            g_loss = hinge_g_loss(d(rec))
+            d.requires_grad_(True)
+            weight = torch.tensor(self.hparams.disc_weight, device=self.device)
+            if self.hparams.disc_adaptive:
+                weight = weight * self._adaptive_weight(self._rec_loss(rec, x), g_loss)
+            d_loss = hinge_d_loss(d(x), d(rec.detach()))
+            loss = loss + weight * g_loss + d_loss
+            self.log_dict({"train/g_loss": g_loss, "train/d_loss": d_loss, "train/disc_weight": weight})
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
-
-    def _clip(self, opt: Any) -> None:
-        if self.hparams.grad_clip > 0:
-            self.clip_gradients(opt, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._common_step(batch, "val")
@@ -142,12 +149,17 @@ class VQVAEModule(L.LightningModule):
         self.code_counts.copy_(self._train_counts)
 
     # -- optimisation and checkpoints -------------------------------------------------------------------
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        params = [p for p in self.net.parameters() if p.requires_grad]
-        opts = [self.optimizer_factory(params=params)]
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = [{"params": [p for p in self.net.parameters() if p.requires_grad]}]
         if self.discriminator is not None:
-            opts.append(self.optimizer_factory(params=self.discriminator.parameters()))
-        return opts
+            groups.append({"params": list(self.discriminator.parameters())})
+        return self.optimizer_factory(params=groups)
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # each network is clipped on its own: the discriminator's gradients must not shrink the VQ-VAE's step
+        if gradient_clip_val:
+            for group in optimizer.param_groups:
+                torch.nn.utils.clip_grad_norm_(group["params"], gradient_clip_val)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KEY] = {"stage": "vqvae", "net_config": dict(self.net.config)}

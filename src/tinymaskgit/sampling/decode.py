@@ -70,9 +70,23 @@ class DecodeOutput:
     predictions: list[torch.Tensor] = field(default_factory=list)  # per step (B, N): decided + predicted ids
 
 
-def _gumbel(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def temperature_at(settings: DecodeSettings, k: int) -> float:
+    """The Gumbel temperature of step k (0-based): tau_k = temperature * (1 - k / T)."""
+    return settings.temperature * (1 - k / settings.steps)
+
+
+def cfg_weight_at(settings: DecodeSettings, k: int) -> float:
+    """The CFG weight of step k: constant, or ramped linearly from w / T at the first step to w at the last."""
+    ramp = (k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0
+    return settings.cfg_weight * ramp
+
+
+def gumbel_noise(
+    shape: torch.Size, tau: float, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """tau * standard Gumbel noise of ``shape`` (the random draw happens even for tau = 0: same stream)."""
     u = torch.rand(shape, generator=generator, device=device).clamp_(1e-20, 1.0 - 1e-7)
-    return -torch.log(-torch.log(u))
+    return tau * -torch.log(-torch.log(u))
 
 
 @torch.no_grad()
@@ -115,7 +129,7 @@ def decode(
         still = current == mask_id  # (B, N)
         if not still.any():
             break
-        w = settings.cfg_weight * ((k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0)
+        w = cfg_weight_at(settings, k)
         # (B, N, K); w = 0 or an unconditional model needs only the conditional pass
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model.forward_with_cfg(current, class_ids, w) if guided else model(current, class_ids)
@@ -129,8 +143,7 @@ def decode(
         # (B, N) log p of the sampled token; +inf below for everything already known or decided
         picked = torch.zeros(b, n, device=device).masked_scatter(still, logp.gather(-1, drawn[:, None])[:, 0])
         score = picked if settings.gumbel_on == "logp" else picked.exp()
-        tau = settings.temperature * (1 - k / settings.steps)
-        confidence = score + tau * _gumbel(score.shape, generator, device)
+        confidence = score + gumbel_noise(score.shape, temperature_at(settings, k), generator, device)
         confidence = confidence.masked_fill(~still, float("inf"))  # known and decided are kept
 
         keep = known.sum(1) + counts[k]  # (B,) positions decided after this step, known included
