@@ -28,3 +28,19 @@ class TinyFeatures:
 
     def predict(self, images: torch.Tensor) -> torch.Tensor | None:
         return None
+
+
+class WeightRecorder:
+    """A Lightning callback that keeps a copy of the transformer's raw weights after every optimizer step."""
+
+    history: list[dict[str, torch.Tensor]] = []
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        import lightning as L
+
+        class _Recorder(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                cls.history.append({k: v.detach().clone() for k, v in pl_module.net.state_dict().items()})
+
+        cls.history = []
+        return _Recorder()

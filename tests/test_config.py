@@ -10,7 +10,7 @@ from hydra.errors import MissingConfigException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF_DIR, run_cli
+from tests.conftest import CONF_DIR, GEN, run_cli
 from tinymaskgit.config import validate
 from tinymaskgit.errors import ConfigError
 
@@ -24,11 +24,46 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
 
 
+# set by the test fixtures themselves (small_overrides)
+OVERRIDDEN = ("data.batch_size", "trainer.enable_progress_bar", "callbacks.progress_bar", *(f"data.{k}" for k in GEN))
+
+
+def expected_values(group: str, option: str) -> dict[str, object]:
+    """The plain values an option's file sets, by their dotted key in the composed config."""
+    path = Path(CONF_DIR) / group / f"{option}.yaml"
+    glob = "@package _global_" in path.read_text()
+    node = OmegaConf.load(path)
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif not (isinstance(value, str) and "${" in value) and not isinstance(value, list):
+            flat[prefix] = value
+
+    raw = OmegaConf.to_container(node, resolve=False)
+    assert isinstance(raw, dict)
+    for item in raw.pop("defaults", []):  # `override /data: cat_faces` -> that option's _target_
+        if isinstance(item, dict):
+            for key, choice in item.items():
+                other = key.split("/")[-1]
+                target = OmegaConf.load(Path(CONF_DIR) / other / f"{choice}.yaml").get("_target_")
+                if target:
+                    flat[f"{other}._target_"] = target
+    walk("" if glob else group, raw)
+    return {k: v for k, v in flat.items() if not k.startswith(OVERRIDDEN) and not k.startswith("hydra")}
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_group_option_composes(make_cfg, group: str, option: str) -> None:
+def test_every_group_option_composes_with_its_values(make_cfg, group: str, option: str) -> None:
     cfg = make_cfg(f"{group}={option}")
     validate(cfg)
-    assert cfg.stage.name in ("vqvae", "maskgit", "classifier")
+    expected = expected_values(group, option)
+    if not expected:  # an option that switches a group off (callbacks=none, logger=none)
+        assert not [k for k, v in (cfg.get(group) or {}).items() if v is not None]
+    for key, value in expected.items():
+        assert OmegaConf.select(cfg, key) == value, key
 
 
 def test_defaults_compose_to_stage1_on_generated_data(make_cfg) -> None:

@@ -131,3 +131,46 @@ def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Pat
     md_rows = [line for line in (sweep / "fid_sweep.md").read_text().splitlines() if line.startswith("| ")]
     assert len(md_rows) == 1 + 8  # header + one row per job
     assert (sweep / "fid_sweep.png").stat().st_size > 1000
+
+
+def test_row_values_are_the_metrics_of_the_images(eval_cfg, maskgit_ckpt: Path, tokenizer_ckpt: Path) -> None:
+    """Recompute each number from the images the protocol compares: the rows must hold exactly those."""
+    import numpy as np
+    import torch
+
+    from tests.fakes import TinyFeatures
+    from tinymaskgit.data.generated import GeneratedDataModule
+    from tinymaskgit.data.images import to_float, to_uint8
+    from tinymaskgit.lit.maskgit_module import load_maskgit
+    from tinymaskgit.lit.vqvae_module import load_tokenizer
+    from tinymaskgit.metrics.fid import Stats, fd_to, kid
+    from tinymaskgit.sampling.decode import DecodeSettings
+    from tinymaskgit.sampling.generate import generate
+
+    feats = TinyFeatures()
+    dm = GeneratedDataModule(root=str(eval_cfg().data.root), **GEN)
+
+    (rec_row,) = evaluate(eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}"))
+    val = dm.dataset("val").images
+    with torch.no_grad():
+        recon = to_uint8(load_tokenizer(str(tokenizer_ckpt))(to_float(val))[0])
+    real, fake = feats.features(val).numpy(), feats.features(recon).numpy()
+    assert rec_row["value"] == pytest.approx(fd_to(fake, Stats.of(real)), rel=1e-9)
+    assert rec_row["kid"] == pytest.approx(kid(fake, real, 5, 1000, 0)[0], rel=1e-9)
+    mse = (to_float(recon) - to_float(val)).pow(2).flatten(1).mean(1)
+    assert rec_row["psnr"] == pytest.approx(float((10 * torch.log10(4.0 / mse)).mean()), rel=1e-6)
+
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=3", "steps=2", "seed=5", "overwrite=true"))
+    m = load_maskgit(str(maskgit_ckpt))
+    labels = torch.arange(10).repeat_interleave(3)
+    settings = DecodeSettings(schedule="arccos", steps=2)
+    images = generate(m, labels, 30, settings, batch_size=64, seed=5).images
+    train = dm.dataset("train")
+    real, fake = feats.features(train.images).numpy(), feats.features(images).numpy()
+    assert rows[0]["value"] == pytest.approx(fd_to(fake, Stats.of(real)), rel=1e-9)
+    c = 4  # one class row: its samples against that class's real images
+    real_c = real[(train.labels == c).numpy()]
+    row_c = next(r for r in rows if r["class_name"] == m.class_names[c])
+    assert row_c["value"] == pytest.approx(fd_to(fake[3 * c : 3 * c + 3], Stats.of(real_c)), rel=1e-9)
+    assert row_c["n_fake"] == 3 and row_c["n_real"] == len(real_c) == GEN["train_per_class"]
+    assert np.isfinite([r["value"] for r in rows]).all()

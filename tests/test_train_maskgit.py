@@ -64,20 +64,42 @@ def test_mismatched_transformer_is_refused(make_cfg, tokenizer_ckpt: Path, overr
         train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", override))
 
 
-def test_ema_weights_option(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
+def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
+    make_cfg, tokenizer_ckpt: Path, tmp_path: Path
+) -> None:
+    from tests.fakes import WeightRecorder
+
+    decay = 0.5
     train(
         make_cfg(
             "stage=maskgit",
             f"tokenizer_ckpt={tokenizer_ckpt}",
             "debug=limit",
             "trainer.max_epochs=1",
-            "stage.ema_decay=0.9",
+            f"stage.ema_decay={decay}",
             "stage.module.sample.n_per_class=1",
+            "+callbacks.recorder._target_=tests.fakes.WeightRecorder",
             *TINY_TF,
         )
     )
-    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert any("EMAWeightAveraging" in k for k in ckpt.get("callbacks", {}))
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(path, weights_only=False)
+    history = WeightRecorder.history
+    assert len(history) == 3
+    expected = {k: v.clone() for k, v in history[0].items()}  # the first update copies, then decay
+    for step in history[1:]:
+        for k, v in step.items():
+            if v.is_floating_point():
+                expected[k] = decay * expected[k] + (1 - decay) * v
+    saved = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    raw = {k[4:]: v for k, v in ckpt["current_model_state"].items() if k.startswith("net.")}
+    name = "blocks.0.attn.q_proj.weight"
+    assert torch.equal(raw[name], history[-1][name])  # the raw weights are kept beside the average
+    assert not torch.allclose(saved[name], raw[name])
+    for k, v in expected.items():
+        assert torch.allclose(saved[k], v, atol=1e-6), k
+    m = load_maskgit(str(path))  # sampling loads the average
+    assert torch.equal(m.net.state_dict()[name], saved[name])
 
 
 def test_unbounded_run_keeps_a_constant_rate_after_warmup(make_cfg, tokenizer_ckpt: Path) -> None:
