@@ -86,6 +86,7 @@ def test_every_data_option_instantiates(make_cfg, option: str) -> None:
         ("data.batch_size=0", "data.batch_size"),
         ("model.vqvae.codebook_size=1", "model.vqvae.codebook_size"),
         ("model.vqvae.latent_size=7", "model.vqvae.latent_size"),
+        ("model.vqvae.norm=batch", "model.vqvae.norm"),
         ("model.vqvae.latent_size=24", "model.vqvae.latent_size"),
         ("trainer.max_epochs=0", "trainer.max_epochs"),
         ("data.num_workers=-1", "data.num_workers"),

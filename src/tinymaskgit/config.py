@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from tinymaskgit.errors import ConfigError
+from tinymaskgit.models.blocks import NORMS
 from tinymaskgit.models.vqvae import num_downsamples
 
 
@@ -27,6 +28,9 @@ def validate_vqvae(cfg: DictConfig, prefix: str = "model.vqvae") -> None:
     if codebook is not None and (not isinstance(codebook, int) or codebook < 2):
         raise ConfigError(f"{prefix}.codebook_size must be an integer >= 2, got {codebook!r}")
     require_positive_int(cfg, f"{prefix}.code_dim")
+    norm = _get(cfg, f"{prefix}.norm")
+    if norm is not None and norm not in NORMS:
+        raise ConfigError(f"{prefix}.norm must be one of {', '.join(NORMS)}, got {norm!r}")
     image, latent = _get(cfg, f"{prefix}.image_size"), _get(cfg, f"{prefix}.latent_size")
     if image is not None and latent is not None:
         try:

@@ -61,3 +61,30 @@ def test_config_rebuilds_same_network() -> None:
     twin = VQVAE(**net.config)
     twin.load_state_dict(net.state_dict())
     assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in net.parameters())
+
+
+def test_channel_norm_keeps_positions_independent() -> None:
+    """The droplet artefact: with GroupNorm one strong activation rescales the whole feature map, so a network
+    can hide a spike to control the other positions; ChannelNorm normalises each position on its own."""
+    from tinymaskgit.models.blocks import make_norm
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 32, 8, 8)
+    spiked = x.clone()
+    spiked[0, :, 3, 3] += 50.0
+    elsewhere = torch.ones(8, 8, dtype=torch.bool)
+    elsewhere[3, 3] = False
+    channel, group = make_norm(32, "channel"), make_norm(32, "group")
+    assert torch.allclose(channel(x)[..., elsewhere], channel(spiked)[..., elsewhere], atol=1e-5)
+    assert not torch.allclose(group(x)[..., elsewhere], group(spiked)[..., elsewhere], atol=1e-2)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        make_norm(32, "batch")
+
+
+@pytest.mark.parametrize("norm", ["group", "channel"])
+def test_vqvae_norm_option_round_trips_through_config(norm: str) -> None:
+    net = VQVAE(encoder_channels=[8, 16, 16, 32], codebook_size=16, code_dim=8, norm=norm)
+    again = VQVAE(**net.config)
+    again.load_state_dict(net.state_dict())
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.equal(net.eval()(x)[0], again.eval()(x)[0])

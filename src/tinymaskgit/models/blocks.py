@@ -10,6 +10,22 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+NORMS = ("group", "channel")
+
+
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels of each position separately (no statistics shared across positions)."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.movedim(1, -1), x.shape[1:2], self.weight, self.bias, self.eps)  # (B, H, W, C)
+        return x.movedim(-1, 1)
+
 
 def group_norm(channels: int) -> nn.GroupNorm:
     """GroupNorm with up to 32 groups that divide the channel count."""
@@ -19,16 +35,30 @@ def group_norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(groups, channels, eps=1e-6)
 
 
+def make_norm(channels: int, norm: str = "group") -> nn.Module:
+    """The feature-map normalisation ``norm``.
+
+    'group' (VQGAN's GroupNorm) normalises each group over all positions, so one strong local activation can
+    rescale the whole map; 'channel' normalises each position over its channels alone, which removes the
+    incentive for such spikes (the "droplet" artefact of Karras et al. 2020, sec. 2).
+    """
+    if norm == "group":
+        return group_norm(channels)
+    if norm == "channel":
+        return ChannelNorm(channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
 class ResBlock(nn.Module):
     """Pre-activation residual block: (norm, SiLU, conv3x3) twice, 1x1 skip when widths differ."""
 
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, norm: str = "group") -> None:
         super().__init__()
         self.block = nn.Sequential(
-            group_norm(in_channels),
+            make_norm(in_channels, norm),
             nn.SiLU(),
             nn.Conv2d(in_channels, out_channels, 3, padding=1),
-            group_norm(out_channels),
+            make_norm(out_channels, norm),
             nn.SiLU(),
             nn.Dropout(dropout),
             nn.Conv2d(out_channels, out_channels, 3, padding=1),
@@ -42,9 +72,9 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head spatial self-attention over the H*W positions of a feature map, with a residual."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "group") -> None:
         super().__init__()
-        self.norm = group_norm(channels)
+        self.norm = make_norm(channels, norm)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
@@ -79,7 +109,7 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def res_attn_stack(widths: list[int], min_blocks: int = 2) -> nn.Sequential:
+def res_attn_stack(widths: list[int], min_blocks: int = 2, norm: str = "group") -> nn.Sequential:
     """ResNet blocks through ``widths`` (each entry a block's output width) with attention between every two.
 
     ``widths[0]`` is the input width. At least ``min_blocks`` ResNet blocks are built (extra ones keep the
@@ -92,7 +122,7 @@ def res_attn_stack(widths: list[int], min_blocks: int = 2) -> nn.Sequential:
     prev = widths[0]
     for i, out in enumerate(outs):
         if i > 0:
-            layers.append(AttnBlock(prev))
-        layers.append(ResBlock(prev, out))
+            layers.append(AttnBlock(prev, norm))
+        layers.append(ResBlock(prev, out, norm=norm))
         prev = out
     return nn.Sequential(*layers)

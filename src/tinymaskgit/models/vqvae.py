@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinymaskgit.models.blocks import Downsample, ResBlock, Upsample, group_norm, res_attn_stack
+from tinymaskgit.models.blocks import Downsample, ResBlock, Upsample, make_norm, res_attn_stack
 from tinymaskgit.models.quantizer import QuantizerOutput, VectorQuantizer
 
 
@@ -34,18 +34,20 @@ def num_downsamples(image_size: int, latent_size: int) -> int:
 class Encoder(nn.Module):
     """(B, 3, S, S) image -> (B, D, L, L) continuous latents."""
 
-    def __init__(self, in_channels: int, channels: list[int], num_down: int, code_dim: int) -> None:
+    def __init__(
+        self, in_channels: int, channels: list[int], num_down: int, code_dim: int, norm: str = "group"
+    ) -> None:
         super().__init__()
         if len(channels) < num_down + 1:
             raise ValueError(f"encoder needs at least {num_down + 1} channel widths, got {channels}")
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
         down: list[nn.Module] = []
         for i in range(num_down):
-            down += [ResBlock(channels[i], channels[i + 1]), Downsample(channels[i + 1])]
+            down += [ResBlock(channels[i], channels[i + 1], norm=norm), Downsample(channels[i + 1])]
         self.down = nn.Sequential(*down)
-        self.mid = res_attn_stack(channels[num_down:])
+        self.mid = res_attn_stack(channels[num_down:], norm=norm)
         width = channels[-1]
-        self.out = nn.Sequential(group_norm(width), nn.SiLU(), nn.Conv2d(width, code_dim, 3, padding=1))
+        self.out = nn.Sequential(make_norm(width, norm), nn.SiLU(), nn.Conv2d(width, code_dim, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.mid(self.down(self.conv_in(x))))
@@ -57,20 +59,20 @@ class Decoder(nn.Module):
     ``channels`` is listed from the image side (like the encoder's), so the decoder walks it backwards.
     """
 
-    def __init__(self, out_channels: int, channels: list[int], num_up: int, code_dim: int) -> None:
+    def __init__(self, out_channels: int, channels: list[int], num_up: int, code_dim: int, norm: str = "group") -> None:
         super().__init__()
         if len(channels) < num_up + 1:
             raise ValueError(f"decoder needs at least {num_up + 1} channel widths, got {channels}")
         widths = channels[::-1]  # latent side first
         n_mid = len(widths) - num_up
         self.conv_in = nn.Conv2d(code_dim, widths[0], 3, padding=1)
-        self.mid = res_attn_stack(widths[:n_mid])
+        self.mid = res_attn_stack(widths[:n_mid], norm=norm)
         up: list[nn.Module] = []
         for i in range(n_mid - 1, len(widths) - 1):
-            up += [Upsample(widths[i]), ResBlock(widths[i], widths[i + 1])]
+            up += [Upsample(widths[i]), ResBlock(widths[i], widths[i + 1], norm=norm)]
         self.up = nn.Sequential(*up)
         width = widths[-1]
-        self.out = nn.Sequential(group_norm(width), nn.SiLU(), nn.Conv2d(width, out_channels, 3, padding=1))
+        self.out = nn.Sequential(make_norm(width, norm), nn.SiLU(), nn.Conv2d(width, out_channels, 3, padding=1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.out(self.up(self.mid(self.conv_in(z)))))
@@ -96,6 +98,7 @@ class VQVAE(nn.Module):
         restart_dead: bool = False,
         dead_after: int = 100,
         init_from_data: bool = True,
+        norm: str = "group",
     ) -> None:
         super().__init__()
         encoder_channels = list(encoder_channels or [32, 64, 64, 128])
@@ -115,16 +118,17 @@ class VQVAE(nn.Module):
             restart_dead=restart_dead,
             dead_after=dead_after,
             init_from_data=init_from_data,
+            norm=norm,
         )
         n = num_downsamples(image_size, latent_size)
         self.image_size = image_size
         self.latent_size = latent_size
         self.codebook_size = codebook_size
-        self.encoder = Encoder(in_channels, encoder_channels, n, code_dim)
+        self.encoder = Encoder(in_channels, encoder_channels, n, code_dim, norm)
         self.quantizer = VectorQuantizer(
             codebook_size, code_dim, beta, ema, ema_decay, l2_norm, restart_dead, dead_after, init_from_data
         )
-        self.decoder = Decoder(in_channels, decoder_channels, n, code_dim)
+        self.decoder = Decoder(in_channels, decoder_channels, n, code_dim, norm)
 
     @property
     def num_tokens(self) -> int:
