@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
+.PHONY: help install test test-fast lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -21,8 +21,11 @@ help: ## list the targets
 install: ## install the package (editable) with the dev tools
 	$(PYTHON) -m pip install -e ".[dev]"
 
-test: ## run the test suite (CPU, offline, a few minutes)
+test: ## run the whole test suite, slow end-to-end tests included (CPU, offline, a few minutes; what CI runs)
 	$(PYTHON) -m pytest -q
+
+test-fast: ## the tests without the slow end-to-end ones (subprocesses, DDP, kill/resume, notebook, sweep): the edit loop
+	$(PYTHON) -m pytest -q -m "not slow"
 
 lint: ## ruff (lint + format check) and mypy on src/
 	$(PYTHON) -m ruff check src tests benchmarks

@@ -44,3 +44,18 @@ class WeightRecorder:
 
         cls.history = []
         return _Recorder()
+
+
+class SlowSteps:
+    """A Lightning callback that sleeps after every training batch, so a test can kill the run mid-epoch."""
+
+    def __new__(cls, seconds: float = 0.5) -> Any:
+        import time
+
+        import lightning as L
+
+        class _Slow(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                time.sleep(seconds)
+
+        return _Slow()

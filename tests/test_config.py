@@ -107,6 +107,7 @@ def test_unknown_group_option_is_refused() -> None:
         compose(config_name="train", overrides=["data=imagenet_full"])
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_error_for_bad_value(tmp_path: Path) -> None:
     res = run_cli(["tinymaskgit.train", "data.batch_size=-1", f"paths.root_dir={tmp_path}"], cwd=tmp_path)
     assert res.returncode == 2
@@ -115,6 +116,7 @@ def test_cli_prints_one_line_error_for_bad_value(tmp_path: Path) -> None:
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.slow
 def test_cli_names_unknown_option(tmp_path: Path) -> None:
     res = run_cli(["tinymaskgit.train", "model=huge"], cwd=tmp_path)
     assert res.returncode != 0

@@ -98,6 +98,7 @@ def test_bad_protocol_and_missing_classifier(eval_cfg, maskgit_ckpt: Path) -> No
         evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "eval.backend=classifier"))
 
 
+@pytest.mark.slow
 def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
     args = [
         sys.executable,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import GEN
@@ -13,6 +14,7 @@ from tinymaskgit.train import train
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "demo.ipynb"
 
 
+@pytest.mark.slow
 def test_demo_notebook_executes(
     make_cfg, maskgit_ckpt: Path, generated_root: Path, tmp_path: Path, monkeypatch
 ) -> None:

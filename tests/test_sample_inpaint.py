@@ -185,6 +185,7 @@ def test_inpaint_any_folder_and_mask_errors(
         )
 
 
+@pytest.mark.slow
 def test_cli_sample_error_is_one_line(maskgit_ckpt: Path, tmp_path: Path) -> None:
     res = run_cli(["tinymaskgit.sample", f"ckpt={maskgit_ckpt}", "classes=[nope]", "device=cpu"], cwd=tmp_path)
     assert res.returncode == 2

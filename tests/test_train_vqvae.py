@@ -88,6 +88,7 @@ def test_wandb_runs_offline_without_account(make_cfg, tmp_path: Path, monkeypatc
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
 
 
+@pytest.mark.slow
 def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
@@ -109,6 +110,7 @@ def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> Non
     assert (runs[0] / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
     res = run_cli(
         [
@@ -153,6 +155,7 @@ def test_discriminator_trains_after_its_start_step_and_steps_count_batches(
         assert all(w == pytest.approx(0.1) for w in weights)
 
 
+@pytest.mark.slow
 def test_discriminator_with_ddp_on_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
     """Before disc_start the discriminator gets no gradient, which plain DDP refuses."""
     res = run_cli(

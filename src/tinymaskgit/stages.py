@@ -16,7 +16,7 @@ Built = tuple[L.LightningDataModule, L.LightningModule, list[L.Callback]]
 
 def build_vqvae(cfg: DictConfig) -> Built:
     """Stage 1: images -> VQ-VAE."""
-    return instantiate(cfg.data), instantiate(cfg.stage.module), []
+    return instantiate(cfg.data), instantiate(cfg.stage.module, _convert_="all"), []
 
 
 def build_maskgit(cfg: DictConfig) -> Built:
@@ -54,6 +54,7 @@ def build_maskgit(cfg: DictConfig) -> Built:
     )
     module = instantiate(
         cfg.stage.module,
+        _convert_="all",  # plain lists and dicts in the hparams: a checkpoint must load with weights_only=True
         net=net,
         tokenizer=tokenizer,
         schedule=cfg.schedule.name,
@@ -74,7 +75,9 @@ def build_classifier(cfg: DictConfig) -> Built:
             "train it on tiny_imagenet10 or generated and pass its checkpoint to evaluate"
         )
     net = instantiate(cfg.stage.net, num_classes=images.num_classes)
-    module = instantiate(cfg.stage.module, net=net, class_names=list(images.class_names), dataset=images.name)
+    module = instantiate(
+        cfg.stage.module, _convert_="all", net=net, class_names=list(images.class_names), dataset=images.name
+    )
     return images, module, []
 
 

@@ -1,0 +1,98 @@
+"""A run killed with SIGKILL in mid-epoch resumes from its last.ckpt and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import GEN, TINY_TF, TINY_VQ
+
+REPO = Path(__file__).resolve().parents[1]
+BATCHES = 10 * GEN["train_per_class"] // 8  # per epoch: 60 images in batches of 8, the last one dropped
+
+
+def command(generated_root: Path, run_dir: Path, stage: str, tokenizer: Path | None) -> list[str]:
+    extra = [f"stage={stage}"] + ([f"tokenizer_ckpt={tokenizer}", *TINY_TF] if tokenizer else [])
+    return [
+        sys.executable,
+        "-m",
+        "tinymaskgit.train",
+        *extra,
+        f"data.root={generated_root}",
+        *(f"data.{k}={v}" for k, v in GEN.items()),
+        "data.batch_size=8",
+        *TINY_VQ,
+        "trainer.max_epochs=2",
+        "+trainer.limit_val_batches=1",
+        "trainer.log_every_n_steps=1",
+        "callbacks.last_every_n_steps.every_n_train_steps=1",
+        "+callbacks.slow._target_=tests.fakes.SlowSteps",
+        f"hydra.run.dir={run_dir}",
+        f"paths.root_dir={run_dir.parent}",
+    ]
+
+
+def global_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=False)["global_step"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["vqvae", "maskgit"])
+def test_kill_9_in_mid_epoch_then_resume(
+    generated_root: Path, tokenizer_ckpt: Path, tmp_path: Path, stage: str
+) -> None:
+    run_dir = tmp_path / "run"
+    args = command(generated_root, run_dir, stage, tokenizer_ckpt if stage == "maskgit" else None)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    last = run_dir / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        killed_at = -1
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                killed_at = global_step(last) if last.is_file() else -1
+            except Exception:  # being written
+                killed_at = -1
+            if killed_at >= 3:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    assert 3 <= global_step(last) < BATCHES  # killed inside the first epoch
+
+    res = subprocess.run([*args, f"ckpt_path={last}"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert global_step(last) == 2 * BATCHES  # the same final step count as an uninterrupted run
+
+    rows = list(csv.DictReader((run_dir / "csv" / "metrics.csv").open()))
+    train_steps = {int(r["step"]) for r in rows if r.get("train/loss_step") or r.get("train/loss")}
+    assert set(range(2 * BATCHES)) <= train_steps  # the CSV holds the killed run's rows and continues after them
+
+
+@pytest.mark.parametrize("stage", ["maskgit", "classifier"])
+def test_resume_from_last_for_every_stage(make_cfg, tokenizer_ckpt: Path, tmp_path: Path, stage: str) -> None:
+    """Lightning loads a checkpoint with weights_only=True: the hparams must be plain lists and dicts."""
+    from tinymaskgit.train import train
+
+    extra = (
+        [f"tokenizer_ckpt={tokenizer_ckpt}", *TINY_TF, "stage.module.sample.n_per_class=1"]
+        if stage == "maskgit"
+        else []
+    )
+    first = tmp_path / "logs" / stage / "runs" / "first"
+    train(make_cfg(f"stage={stage}", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={first}", *extra))
+    second = tmp_path / "logs" / stage / "runs" / "second"
+    metrics = train(make_cfg(f"stage={stage}", "debug=limit", "ckpt_path=last", f"paths.output_dir={second}", *extra))
+    assert metrics["global_step"] == 6
