@@ -9,12 +9,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid
 
+from tinymaskgit.cache import atomic_write
 from tinymaskgit.data.images import to_uint8
 
 
 def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write a (3, S, S) uint8 tensor as a lossless PNG."""
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
+    """Write a (3, S, S) uint8 tensor as a lossless PNG; atomic: an interrupted write leaves no file at ``path``."""
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
 
 
 def mask_image(mask: torch.Tensor, size: int) -> torch.Tensor:
@@ -47,4 +49,7 @@ def save_step_strip(frames: torch.Tensor, path: Path) -> None:
         for f in frames
     ]
     gif += [gif[-1]] * 3  # linger on the result
-    gif[0].save(path.with_suffix(".gif"), save_all=True, append_images=gif[1:], duration=400, loop=0)
+    atomic_write(
+        path.with_suffix(".gif"),
+        lambda tmp: gif[0].save(tmp, format="GIF", save_all=True, append_images=gif[1:], duration=400, loop=0),
+    )
