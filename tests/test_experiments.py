@@ -1,0 +1,77 @@
+"""Every experiment preset composes and trains two steps of both stages on the CPU, at its real model shapes
+(the lab preset's too): the cheapest guard for the GPU presets on a machine without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from tests.conftest import CONF_DIR, GEN
+from tinymaskgit.data.generated import CLASSES
+from tinymaskgit.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+
+
+def data_overrides(experiment: str, generated_root: Path) -> list[str]:
+    """Point each preset's dataset at the generated data, which has both layouts."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        target = compose(config_name="train", overrides=[f"experiment={experiment}"]).data._target_
+    if target.endswith("GeneratedDataModule"):
+        return [f"data.root={generated_root}", *(f"data.{k}={v}" for k, v in GEN.items())]
+    if target.endswith("TinyImageNetDataModule"):
+        return [f"data.root={generated_root / 'tiny-imagenet'}", f"data.classes=[{','.join(w for w, *_ in CLASSES)}]"]
+    return [f"data.root={generated_root / 'inpaint'}"]  # cat-faces layout
+
+
+def test_every_experiment_is_covered() -> None:
+    assert {"demo", "tiny_imagenet10", "cat_faces_lab"} <= set(EXPERIMENTS)
+
+
+CASES = [(e, t) for e in EXPERIMENTS for t in ("cpu", "gpu") if not (e == "cat_faces_lab" and t == "cpu")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment,trainer", CASES)
+def test_experiment_trains_two_steps_of_each_stage(
+    generated_root: Path, tmp_path: Path, experiment: str, trainer: str
+) -> None:
+    common = [
+        f"experiment={experiment}",
+        f"trainer={trainer}",
+        "trainer.accelerator=cpu",  # the gpu trainer (bf16-mixed) on the CPU
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_progress_bar=false",
+        "data.batch_size=2",
+        "~callbacks.images",
+        "~callbacks.progress_bar",
+        "~callbacks.last_every_n_steps",
+        "+callbacks.model_checkpoint.save_weights_only=true",
+        "logger=none",
+        f"paths.root_dir={tmp_path}",
+        *data_overrides(experiment, generated_root),
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg1 = compose(config_name="train", overrides=[*common, f"paths.output_dir={tmp_path / 'vq'}"])
+    if trainer == "gpu":
+        assert cfg1.trainer.precision == "bf16-mixed"
+    m1 = train(cfg1)
+    assert m1["global_step"] == 2
+    tok = tmp_path / "vq" / "checkpoints" / "last.ckpt"
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg2 = compose(
+            config_name="train",
+            overrides=[*common, "stage=maskgit", f"tokenizer_ckpt={tok}", f"paths.output_dir={tmp_path / 'mg'}"],
+        )
+    m2 = train(cfg2)
+    assert m2["global_step"] == 2 and torch.isfinite(torch.tensor(m2["val/loss"]))
+    meta = torch.load(tmp_path / "mg" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    net = meta["tinymaskgit"]["net_config"]
+    assert net["dim"] == cfg2.model.transformer.dim and net["depth"] == cfg2.model.transformer.depth
+    assert net["num_tokens"] == cfg1.model.vqvae.latent_size**2
