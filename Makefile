@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
+.PHONY: help install test test-fast check-floors lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -26,6 +26,17 @@ test: ## run the whole test suite, slow end-to-end tests included (CPU, offline,
 
 test-fast: ## the tests without the slow end-to-end ones (subprocesses, DDP, kill/resume, notebook, sweep): the edit loop
 	$(PYTHON) -m pytest -q -m "not slow"
+
+FLOOR_PACKAGES = lightning torchmetrics hydra-core omegaconf
+check-floors: ## install the lowest allowed lightning/torchmetrics/hydra-core/omegaconf in .floors/ and run the stage tests
+	rm -rf .floors && $(PYTHON) -m venv --system-site-packages .floors
+	.floors/bin/python -m pip install -q --no-deps $$($(PYTHON) -c "import re; \
+		floors = dict(re.findall(r'^\s*\"([A-Za-z0-9_.-]+)>=([0-9][^\",]*)\"', open('pyproject.toml').read(), re.M)); \
+		print(' '.join(f'{n}=={floors[n]}' for n in '$(FLOOR_PACKAGES)'.split()))")
+	.floors/bin/python -c "import lightning, torchmetrics, hydra, omegaconf; \
+		print('floors:', lightning.__version__, torchmetrics.__version__, hydra.__version__, omegaconf.__version__)"
+	PYTHONPATH=src .floors/bin/python -m pytest -q -m "not slow" -p no:cacheprovider \
+		tests/test_train_vqvae.py tests/test_train_maskgit.py tests/test_evaluate.py tests/metrics
 
 lint: ## ruff (lint + format check) and mypy on src/
 	$(PYTHON) -m ruff check src tests benchmarks
