@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast check-floors lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep data data-generated \
+.PHONY: help install test test-fast check-floors lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -98,8 +98,18 @@ data-generated: ## write the generated dataset to $(DATA)/generated (no download
 data-tiny-imagenet: ## download tiny-imagenet-200 (online) and keep the 10 classes in $(DATA)/tiny-imagenet-200
 	$(PYTHON) -m tinymaskgit.data.download --root $(DATA)
 
+RECIPE_STAMP := $(shell date +%Y-%m-%d_%H-%M-%S)
+OUT ?= logs/recipe/$(RECIPE_STAMP)
+recipe-tiny-imagenet: DATA_ROOT ?= data/tiny-imagenet-200
+recipe-tiny-imagenet: ## the one-hour CPU recipe on tiny-imagenet-10 (DATA_ROOT=..., OUT=... to resume a run)
+	$(PYTHON) -m tinymaskgit.recipe tiny_imagenet --data-root $(DATA_ROOT) --out $(OUT) $(ARGS)
+
+recipe-cat-faces: DATA_ROOT ?= data/cat-faces
+recipe-cat-faces: ## the one-hour CPU inpainting recipe (DATA_ROOT=..., OUT=..., CLASSIFIER=<tiny-imagenet recipe's best.ckpt>)
+	$(PYTHON) -m tinymaskgit.recipe cat_faces --data-root $(DATA_ROOT) --out $(OUT) --classifier "$(CLASSIFIER)" $(ARGS)
+
 benchmark: ## speed benchmarks: print a table and write JSON under bench_out/
-	cd benchmarks && $(PYTHON) bench_vqvae.py --out ../bench_out
+	cd benchmarks && $(PYTHON) bench_train.py --out ../bench_out
 	cd benchmarks && $(PYTHON) bench_sampling.py --out ../bench_out
 
 clean: ## remove caches (never data/ or logs/)

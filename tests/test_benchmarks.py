@@ -36,3 +36,22 @@ def test_reference_loop_returns_one_image() -> None:
     m = bench_sampling.MaskGIT(net, tok, ["a", "b", "c"], {})
     image = bench_sampling.reference_sample_one(m, 1, steps=3, w=1.0, temperature=4.5)
     assert image.shape == (1, 3, 64, 64)
+
+
+def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
+    import argparse
+
+    import bench_train
+
+    args = argparse.Namespace(device="cpu", steps=1, rounds=1, curve_steps=2)
+    images = torch.rand(8, 3, 64, 64) * 2 - 1
+    levers = {k: bench_train.VQ_LEVERS[k] for k in ("float32", "bf16", "recipe (bf16)")}
+    rows = bench_train.speed_rows("vqvae", "tiny", levers, images, 4, args)
+    assert [r["lever"] for r in rows] == list(levers) and rows[0]["speedup"] == 1.0
+    assert all(r["img_per_s"] > 0 for r in rows)
+    tokens = torch.randint(0, 512, (8, 64))
+    tf = {k: bench_train.TF_LEVERS[k] for k in ("float32", "recipe (bf16+sdpa)")}
+    curves = bench_train.loss_curves("maskgit", "tiny", tf, tokens, 4, args)
+    assert set(curves) == {"float32", "recipe (bf16+sdpa)"} and all(len(c) == 2 for c in curves.values())
+    bench_train.plot({("tiny", "maskgit"): curves}, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000

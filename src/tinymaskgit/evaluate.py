@@ -91,6 +91,8 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
             x = to_float(images[i : i + cfg.batch_size]).to(device)
             recon.append(to_uint8(tok(x)[0]).cpu())
     fake_images = torch.cat(recon)
+    if cfg.get("save_images"):
+        save_by_class(fake_images, dm.dataset(cfg.split).labels, list(dm.class_names), Path(cfg.images_dir))
     real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
     row = score(backend, backend.features(fake_images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
     mse = (to_float(fake_images) - to_float(images)).pow(2).flatten(1).mean(1)
@@ -101,6 +103,19 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
         psnr=float((10 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()),
     )
     return [row]
+
+
+def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], folder: Path) -> None:
+    """Write each (3, S, S) uint8 image to ``folder/<class>/<class>_NNNN.png`` (NNNN counts within the class)."""
+    from tinymaskgit.callbacks.pictures import save_png
+    from tinymaskgit.cli import slug
+
+    seen: dict[int, int] = {}
+    for img, y in zip(images, labels.tolist()):
+        name = slug(names[y]) if names else "images"
+        k = seen[y] = seen.get(y, -1) + 1
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        save_png(img, folder / name / f"{name}_{k:04d}.png")
 
 
 def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
