@@ -71,7 +71,7 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -105,7 +105,7 @@ def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: tor
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -126,12 +126,13 @@ def speed_rows(
         b = batch * lever.get("batch_mult", 1)
         feeds[lever_name] = batches_of(data, b, args.steps + 2)
         try:
-            steps[lever_name] = setup(name, lever, device, feeds[lever_name])
+            step = setup(name, lever, device, feeds[lever_name])
             t = time.perf_counter()
             for i in range(2):  # warm-up (compilation happens here)
-                steps[lever_name](i)
+                step(i)
             sync(device)
             warm_s[lever_name] = time.perf_counter() - t
+            steps[lever_name] = step
         except Exception as e:  # a lever this torch build lacks (e.g. fused Adam on an old CPU build)
             print(f"{stage}/{lever_name}: skipped ({type(e).__name__}: {str(e).splitlines()[0][:100]})")
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -195,8 +196,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--curve-steps", type=int, default=150, help="steps of the equal-steps loss curves (0: none)")
     p.add_argument("--images", type=int, default=500)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (its warm-up compiles for minutes)")
     p.add_argument("--out", default="bench_out")
     args = p.parse_args()
+    if not args.compile:
+        for levers in (VQ_LEVERS, TF_LEVERS):
+            for k in [k for k, v in levers.items() if v.get("compile")]:
+                del levers[k]
     device = torch.device(args.device)
     images = training_images(args.images)
     rows, curves = [], {}

@@ -58,15 +58,15 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 def report(name: str, rows: list[dict[str, Any]], device: torch.device, out_dir: str) -> Path:
     """Print ``rows`` as a table and write them with the environment to ``out_dir/<name>.json``."""
-    cols = list(rows[0])
-    widths = [max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols]
+    out = Path(out_dir) / f"{name}.json"  # written first: a table that cannot print loses no measurement
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": environment(device), "rows": rows}, indent=2))
+    cols = list(dict.fromkeys(c for r in rows for c in r))  # every column any row has, in first-seen order
+    widths = [max(len(c), *(len(_fmt(r.get(c, "-"))) for r in rows)) for c in cols]
     print(" | ".join(c.ljust(w) for c, w in zip(cols, widths)))
     print("-+-".join("-" * w for w in widths))
     for r in rows:
-        print(" | ".join(_fmt(r[c]).ljust(w) for c, w in zip(cols, widths)))
-    out = Path(out_dir) / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": environment(device), "rows": rows}, indent=2))
+        print(" | ".join(_fmt(r.get(c, "-")).ljust(w) for c, w in zip(cols, widths)))
     print(f"\nwrote {out}")
     return out
 

@@ -55,3 +55,16 @@ def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
     assert set(curves) == {"float32", "recipe (bf16+sdpa)"} and all(len(c) == 2 for c in curves.values())
     bench_train.plot({("tiny", "maskgit"): curves}, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_training_benchmark_script_end_to_end(tmp_path: Path, monkeypatch) -> None:
+    import bench_train
+
+    argv = ["bench_train.py", "--images", "20", "--steps", "1", "--rounds", "1", "--curve-steps", "2"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--batch", "4", "--out", str(tmp_path)])
+    bench_train.main()
+    rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]
+    assert {r["stage"] for r in rows} == {"vqvae", "maskgit"}
+    assert not any("compile" in r["lever"] for r in rows)  # opt-in: its warm-up compiles for minutes
+    assert sum("loss_at_end" in r for r in rows) == 4  # float32 and the recipe's levers of both stages
+    assert (tmp_path / "train_loss_curves.png").is_file()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
-from tinymaskgit.lit.lr_schedule import step_horizon, warmup_cosine
+from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.classifier import ResNetClassifier
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -56,7 +56,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory(params=self.net.parameters())
-        sched = warmup_cosine(opt, self.hparams.warmup_steps, step_horizon(self.trainer), floor=0.01)
+        sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, floor=0.01)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
-from tinymaskgit.lit.lr_schedule import step_horizon, warmup_cosine
+from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.sampling.decode import DecodeSettings, decode
@@ -123,7 +123,7 @@ class MaskGITModule(L.LightningModule):
         for name, p in self.net.named_parameters():
             (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
         opt = self.optimizer_factory(params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
-        sched = warmup_cosine(opt, self.hparams.warmup_steps, step_horizon(self.trainer), self.hparams.min_lr_ratio)
+        sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, self.hparams.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
