@@ -75,3 +75,23 @@ def test_experiment_trains_two_steps_of_each_stage(
     net = meta["tinymaskgit"]["net_config"]
     assert net["dim"] == cfg2.model.transformer.dim and net["depth"] == cfg2.model.transformer.depth
     assert net["num_tokens"] == cfg1.model.vqvae.latent_size**2
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.startswith("recipe_")])
+def test_recipe_stages_get_their_share_of_the_hour(experiment: str, tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import Timer
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        base = compose(config_name="train", overrides=[f"experiment={experiment}"])
+        total = 0.0
+        for stage, minutes in base.recipe.minutes.items():
+            cfg = compose(
+                config_name="train",
+                overrides=[f"experiment={experiment}", f"stage={stage}", f"paths.output_dir={tmp_path}"],
+            )
+            trainer = instantiate(cfg.trainer)
+            (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
+            assert timer._duration == minutes * 60 and cfg.trainer.precision == "bf16-mixed"
+            total += minutes
+    assert total <= 55  # the rest of the hour is sampling and evaluation
