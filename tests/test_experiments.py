@@ -92,6 +92,6 @@ def test_recipe_stages_get_their_share_of_the_hour(experiment: str, tmp_path: Pa
             )
             trainer = instantiate(cfg.trainer)
             (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
-            assert timer._duration == minutes * 60 and cfg.trainer.precision == "bf16-mixed"
-            total += minutes
+            assert timer._duration == int(minutes) * 60 and cfg.trainer.precision == "bf16-mixed"
+            total += int(minutes)
     assert total <= 55  # the rest of the hour is sampling and evaluation
