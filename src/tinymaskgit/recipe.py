@@ -162,7 +162,7 @@ def run_step(step: Step, out: Path) -> bool:
     if step.run is not None:
         step.run()
     else:
-        print(f"[recipe] {step.name}: python -m {shlex.join(args)}", flush=True)
+        print(f"[recipe] {step.name}: python -m {' '.join(args)}", flush=True)
         res = subprocess.run([sys.executable, "-m", *args], stdin=subprocess.DEVNULL)
         if res.returncode != 0:
             raise SystemExit(f"error: recipe step {step.name} failed (exit {res.returncode}); fix it and run again")
