@@ -19,7 +19,7 @@ import time
 import torch
 from common import preset, report, sync, time_per_call
 
-from tinymaskgit.lit.maskgit_module import MaskGIT
+from tinymaskgit.inference import MaskGIT
 from tinymaskgit.sampling.decode import DecodeSettings
 from tinymaskgit.sampling.generate import generate
 from tinymaskgit.sampling.schedules import get_schedule

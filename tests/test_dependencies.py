@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST_SHIPPED = {
     "lightning": {
         "lightning.pytorch.callbacks.EMAWeightAveraging": "2.6.0",
+        "lightning.pytorch.callbacks.Timer": "2.0.0",
         "lightning.pytorch.loggers.CSVLogger": "2.0.0",
         "lightning.pytorch.loggers.WandbLogger": "2.0.0",
         "lightning.pytorch.loggers.csv_logs.ExperimentWriter": "2.0.0",

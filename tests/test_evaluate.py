@@ -142,8 +142,7 @@ def test_row_values_are_the_metrics_of_the_images(eval_cfg, maskgit_ckpt: Path, 
     from tests.fakes import TinyFeatures
     from tinymaskgit.data.generated import GeneratedDataModule
     from tinymaskgit.data.images import to_float, to_uint8
-    from tinymaskgit.lit.maskgit_module import load_maskgit
-    from tinymaskgit.lit.vqvae_module import load_tokenizer
+    from tinymaskgit.inference import load_maskgit, load_tokenizer
     from tinymaskgit.metrics.fid import Stats, fd_to, kid
     from tinymaskgit.sampling.decode import DecodeSettings
     from tinymaskgit.sampling.generate import generate

@@ -16,8 +16,8 @@ from tests.conftest import CONF_DIR, GEN, run_cli
 from tinymaskgit.data.generated import GeneratedDataModule
 from tinymaskgit.data.images import to_float
 from tinymaskgit.errors import CheckpointError, ConfigError, DataError
+from tinymaskgit.inference import load_maskgit
 from tinymaskgit.inpaint import run_inpaint
-from tinymaskgit.lit.maskgit_module import load_maskgit
 from tinymaskgit.sample import sample
 from tinymaskgit.sampling.decode import DecodeSettings
 from tinymaskgit.sampling.generate import inpaint, token_mask

@@ -9,7 +9,7 @@ import torch
 
 from tests.conftest import TINY_TF
 from tinymaskgit.errors import CheckpointError, ConfigError
-from tinymaskgit.lit.maskgit_module import load_maskgit
+from tinymaskgit.inference import load_maskgit
 from tinymaskgit.train import train
 
 

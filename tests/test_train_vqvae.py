@@ -10,7 +10,7 @@ import torch
 
 from tests.conftest import GEN, run_cli
 from tinymaskgit.errors import CheckpointError
-from tinymaskgit.lit.vqvae_module import load_tokenizer
+from tinymaskgit.inference import load_tokenizer
 from tinymaskgit.train import train
 
 

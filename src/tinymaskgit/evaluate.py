@@ -30,11 +30,11 @@ from tinymaskgit.cli import decode_settings, friendly_errors, prepare_out_dir, r
 from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import ConfigError
-from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
-from tinymaskgit.metrics.features import Backend, ClassifierBackend, InceptionBackend
+from tinymaskgit.inference import classifier_backend, load_maskgit, load_tokenizer, read_checkpoint
+from tinymaskgit.metrics.features import Backend, InceptionBackend
 from tinymaskgit.metrics.fid import Stats, bootstrap_fd, fd_to, kid
+from tinymaskgit.metrics.psnr import psnr
 from tinymaskgit.metrics.reference import cached_features
-from tinymaskgit.models.vqvae import VQVAE
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("reconstruction", "generation", "inpainting")
@@ -45,25 +45,16 @@ def build_backend(e: DictConfig, device: torch.device) -> Backend:
     if e.backend == "inception":
         return InceptionBackend(e.inception_weights, device)
     if e.backend == "classifier":
-        return ClassifierBackend(e.classifier_ckpt, device)
+        if not e.classifier_ckpt:
+            raise ConfigError(
+                "eval.backend=classifier needs eval.classifier_ckpt=/path/to/a stage=classifier checkpoint "
+                "(train one with `python -m tinymaskgit.train stage=classifier data=...`)"
+            )
+        return classifier_backend(e.classifier_ckpt, device)
     if "." in str(e.backend):
         module, _, cls = str(e.backend).rpartition(".")
         return getattr(importlib.import_module(module), cls)(device=device)
     raise ConfigError(f"eval.backend={e.backend!r} is unknown; choose inception or classifier")
-
-
-def load_any_tokenizer(path: str, device: torch.device) -> VQVAE:
-    """The tokenizer of a stage-1 checkpoint, or the one embedded in a stage-2 checkpoint."""
-    ckpt = read_checkpoint(path)
-    meta = ckpt[KEY]
-    if meta["stage"] == "vqvae":
-        net, prefix = VQVAE(**meta["net_config"]), "net"
-    elif meta["stage"] == "maskgit":
-        net, prefix = VQVAE(**meta["tokenizer_config"]), "tokenizer"
-    else:
-        raise ConfigError(f"{path} is a stage={meta['stage']} checkpoint; reconstruction needs vqvae or maskgit")
-    net.load_state_dict(sub_state_dict(ckpt["state_dict"], prefix))
-    return net.eval().to(device)
 
 
 def score(
@@ -84,7 +75,7 @@ def score(
 def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
     dm = instantiate(cfg.data)
     images = dm.dataset(cfg.split).images
-    tok = load_any_tokenizer(cfg.ckpt, device)
+    tok = load_tokenizer(cfg.ckpt, device, stage=None)
     recon = []
     with torch.no_grad():
         for i in range(0, len(images), cfg.batch_size):
@@ -95,20 +86,19 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
         save_by_class(fake_images, dm.dataset(cfg.split).labels, list(dm.class_names), Path(cfg.images_dir))
     real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
     row = score(backend, backend.features(fake_images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
-    mse = (to_float(fake_images) - to_float(images)).pow(2).flatten(1).mean(1)
     row.update(
         n_fake=len(fake_images),
         n_real=len(images),
         reference=f"{dm.name}/{cfg.split}",
-        psnr=float((10 * torch.log10(4.0 / mse.clamp_min(1e-10))).mean()),
+        psnr=float(psnr(to_float(fake_images), to_float(images))),
     )
     return [row]
 
 
 def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], folder: Path) -> None:
     """Write each (3, S, S) uint8 image to ``folder/<class>/<class>_NNNN.png`` (NNNN counts within the class)."""
-    from tinymaskgit.callbacks.pictures import save_png
     from tinymaskgit.cli import slug
+    from tinymaskgit.pictures import save_png
 
     seen: dict[int, int] = {}
     for img, y in zip(images, labels.tolist()):
@@ -119,7 +109,6 @@ def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], 
 
 
 def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
-    from tinymaskgit.lit.maskgit_module import load_maskgit
     from tinymaskgit.sampling.generate import generate
 
     require_positive_int(cfg, "n_per_class")
@@ -160,7 +149,6 @@ def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
 
 
 def inpainting(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
-    from tinymaskgit.lit.maskgit_module import load_maskgit
     from tinymaskgit.sampling.generate import inpaint
 
     m = load_maskgit(cfg.ckpt, device)

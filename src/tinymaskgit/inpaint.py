@@ -16,7 +16,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from tinymaskgit.callbacks.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.cli import (
     class_ids_from_names,
     decode_settings,
@@ -28,7 +27,8 @@ from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.base import InpaintSet
 from tinymaskgit.data.cat_faces import load_inpaint_pairs
 from tinymaskgit.errors import ConfigError, DataError
-from tinymaskgit.lit.maskgit_module import load_maskgit
+from tinymaskgit.inference import load_maskgit
+from tinymaskgit.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.sampling.generate import inpaint as inpaint_images
 
 log = logging.getLogger(__name__)

@@ -249,9 +249,9 @@ def write_strip(a: argparse.Namespace, n: int = 8) -> None:
     import torch
     from torchvision.utils import make_grid
 
-    from tinymaskgit.callbacks.pictures import save_png
     from tinymaskgit.data.cat_faces import CatFacesDataModule
     from tinymaskgit.data.images import read_rgb, to_uint8
+    from tinymaskgit.pictures import save_png
 
     pairs = CatFacesDataModule(root=str(a.data_root)).inpaint_split()
     k = min(n, len(pairs.names))

@@ -13,8 +13,6 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from tinymaskgit.callbacks.images import save_grid
-from tinymaskgit.callbacks.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.cli import (
     class_ids_from_names,
     decode_settings,
@@ -25,7 +23,8 @@ from tinymaskgit.cli import (
 )
 from tinymaskgit.config import require_positive_int
 from tinymaskgit.data.images import to_float
-from tinymaskgit.lit.maskgit_module import load_maskgit
+from tinymaskgit.inference import load_maskgit
+from tinymaskgit.pictures import save_grid, save_png, save_step_strip, step_frames
 from tinymaskgit.sampling.generate import generate
 
 log = logging.getLogger(__name__)

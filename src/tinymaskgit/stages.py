@@ -24,7 +24,7 @@ def build_maskgit(cfg: DictConfig) -> Built:
     from lightning.pytorch.callbacks import EMAWeightAveraging
 
     from tinymaskgit.data.tokens import TokenDataModule
-    from tinymaskgit.lit.vqvae_module import load_tokenizer
+    from tinymaskgit.inference import load_tokenizer
 
     if not cfg.get("tokenizer_ckpt"):
         raise ConfigError("stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run")

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from tinymaskgit.cli import friendly_errors
 from tinymaskgit.config import validate
 from tinymaskgit.errors import CheckpointError, ConfigError
-from tinymaskgit.lit.checkpoint import KEY, read_checkpoint
+from tinymaskgit.inference import KEY, read_checkpoint
 from tinymaskgit.stages import STAGES
 
 log = logging.getLogger(__name__)

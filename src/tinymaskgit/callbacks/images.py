@@ -7,16 +7,8 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torchvision.utils import make_grid, save_image
 
-from tinymaskgit.cache import atomic_write
-
-
-def save_grid(images: torch.Tensor, path: Path, nrow: int) -> torch.Tensor:
-    """Save (N, 3, S, S) images in [-1, 1] as one PNG grid; returns the grid in [0, 1]."""
-    grid = make_grid(images.float().clamp(-1, 1).add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
-    atomic_write(path, lambda tmp: save_image(grid, tmp, format="PNG"))
-    return grid
+from tinymaskgit.pictures import save_grid
 
 
 class ImageGridCallback(L.Callback):

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.inference import KEY
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.classifier import ResNetClassifier
 
@@ -68,12 +68,3 @@ class ClassifierModule(L.LightningModule):
             "dataset": self.hparams.dataset,
             "val_acc": float(acc) if acc is not None else None,
         }
-
-
-def load_classifier(path: str, device: str | torch.device = "cpu") -> tuple[ResNetClassifier, dict[str, Any]]:
-    """Rebuild a classifier and its metadata (class names, held-out accuracy) from its checkpoint."""
-    ckpt = read_checkpoint(path, expect_stage="classifier")
-    meta = ckpt[KEY]
-    net = ResNetClassifier(**meta["net_config"])
-    net.load_state_dict(sub_state_dict(ckpt["state_dict"], "net"))
-    return net.eval().to(device), meta

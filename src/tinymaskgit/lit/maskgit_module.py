@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 
-from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.data.images import to_float
+from tinymaskgit.inference import KEY, MaskGIT
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
-from tinymaskgit.sampling.decode import DecodeSettings, decode
+from tinymaskgit.sampling.decode import DecodeSettings
+from tinymaskgit.sampling.generate import generate
 from tinymaskgit.sampling.schedules import get_schedule
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -141,44 +142,13 @@ class MaskGITModule(L.LightningModule):
     # -- pictures ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def log_images(self, batch: Batch | None = None, max_images: int = 16) -> dict[str, torch.Tensor]:
-        """A sample grid: one row of ``n_per_class`` samples per class (two rows if unconditional)."""
+        """A sample grid through the same ``generate()`` as ``sample``: a row of ``n_per_class`` samples per class
+        (two rows if unconditional)."""
         s = dict(self.sample_settings)
         per_row = int(s.pop("n_per_class", 8))
         rows = self.net.num_classes or 2
-        class_ids = None
-        if self.net.num_classes:
-            class_ids = torch.arange(rows, device=self.device).repeat_interleave(per_row)
+        class_ids = torch.arange(rows).repeat_interleave(per_row) if self.net.num_classes else None
         settings = DecodeSettings(schedule=self.hparams.schedule, **s)
-        n = rows * per_row
-        tokens = torch.zeros(n, self.net.num_tokens, dtype=torch.long, device=self.device)
-        unknown = torch.ones_like(tokens, dtype=torch.bool)
-        g = torch.Generator(device=self.device).manual_seed(0)
-        out = decode(self.net, tokens, unknown, class_ids, settings, generator=g)
-        side = self.tokenizer.latent_size
-        return {"samples": self.tokenizer.decode_indices(out.tokens.view(n, side, side))}
-
-
-@dataclass
-class MaskGIT:
-    """A trained stage-2 model ready to sample: transformer, tokenizer and what the checkpoint says."""
-
-    net: MaskGITTransformer
-    tokenizer: VQVAE
-    class_names: list[str]
-    meta: dict[str, Any]
-
-
-def load_maskgit(path: str, device: str | torch.device = "cpu") -> MaskGIT:
-    """Rebuild transformer and tokenizer from a stage-2 checkpoint file alone (eval mode, on ``device``).
-
-    With EMA on, the checkpoint's weights are the averaged ones (Lightning's WeightAveraging saves those).
-    """
-    ckpt = read_checkpoint(path, expect_stage="maskgit")
-    meta = ckpt[KEY]
-    state = ckpt["state_dict"]
-    net = MaskGITTransformer(**meta["net_config"])
-    net.load_state_dict(sub_state_dict(state, "net"))
-    tokenizer = VQVAE(**meta["tokenizer_config"])
-    tokenizer.load_state_dict(sub_state_dict(state, "tokenizer"))
-    names = list(meta.get("class_names") or [])
-    return MaskGIT(net.eval().to(device), tokenizer.eval().to(device), names, meta)
+        bundle = MaskGIT(self.net, self.tokenizer, self.class_names, {})
+        res = generate(bundle, class_ids, rows * per_row, settings, batch_size=rows * per_row, seed=0)
+        return {"samples": to_float(res.images)}

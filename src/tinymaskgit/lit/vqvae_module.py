@@ -9,18 +9,13 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
-from tinymaskgit.lit.checkpoint import KEY, read_checkpoint, sub_state_dict
+from tinymaskgit.inference import KEY
+from tinymaskgit.metrics.psnr import psnr
 from tinymaskgit.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from tinymaskgit.models.quantizer import codebook_stats
 from tinymaskgit.models.vqvae import VQVAE
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2), averaged over the batch."""
-    mse = (x.float() - y.float()).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return (10 * torch.log10(4.0 / mse)).mean()
 
 
 class VQVAEModule(L.LightningModule):
@@ -171,12 +166,3 @@ class VQVAEModule(L.LightningModule):
         rec, _ = self.net(x)
         pairs = torch.stack([x, rec], dim=1)  # (n, 2, 3, S, S)
         return {"reconstructions": pairs.flatten(0, 1)}
-
-
-def load_tokenizer(path: str, device: str | torch.device = "cpu") -> VQVAE:
-    """Rebuild a frozen VQVAE from a stage-1 checkpoint file alone (its config travels in the file)."""
-    ckpt = read_checkpoint(path, expect_stage="vqvae")
-    net = VQVAE(**ckpt[KEY]["net_config"])
-    net.load_state_dict(sub_state_dict(ckpt["state_dict"], "net"))
-    net.eval().requires_grad_(False)
-    return net.to(device)

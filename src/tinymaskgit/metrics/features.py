@@ -19,7 +19,7 @@ import torch
 
 from tinymaskgit.cache import hash_file
 from tinymaskgit.data.images import to_float
-from tinymaskgit.errors import CheckpointError, ConfigError
+from tinymaskgit.errors import CheckpointError
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -97,23 +97,23 @@ class InceptionBackend:
 
 
 class ClassifierBackend:
-    """Penultimate features and predictions of a reference classifier checkpoint."""
+    """Penultimate features and predictions of a reference classifier (``inference.load_classifier``)."""
 
     name = "classifier"
     metric = "fd_classifier"
 
-    def __init__(self, ckpt: str | None, device: str | torch.device = "cpu", batch_size: int = 256) -> None:
-        from tinymaskgit.lit.classifier_module import load_classifier
-
-        if not ckpt:
-            raise ConfigError(
-                "eval.backend=classifier needs eval.classifier_ckpt=/path/to/a stage=classifier checkpoint "
-                "(train one with `python -m tinymaskgit.train stage=classifier data=...`)"
-            )
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        meta: dict[str, Any],
+        weights_hash: str,
+        device: str | torch.device = "cpu",
+        batch_size: int = 256,
+    ) -> None:
         self.device = torch.device(device)
-        self.net, meta = load_classifier(ckpt, self.device)
+        self.net = net.to(self.device).eval()
         self.batch_size = batch_size
-        self.weights_hash = hash_file(ckpt)
+        self.weights_hash = weights_hash
         self.class_names = list(meta.get("class_names") or [])
         self.info = {"classifier_val_acc": meta.get("val_acc"), "classifier_dataset": meta.get("dataset")}
 

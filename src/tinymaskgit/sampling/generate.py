@@ -6,13 +6,22 @@ Dimension legend: B batch, S image size, L latent grid, N = L*L tokens, T steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
 from tinymaskgit.data.images import to_float, to_uint8
-from tinymaskgit.lit.maskgit_module import MaskGIT
+from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.sampling.decode import DecodeSettings, decode
+
+
+class MaskGIT(Protocol):
+    """What sampling needs of a trained model (``inference.MaskGIT`` is one): a transformer and its tokenizer."""
+
+    net: MaskGITTransformer
+    tokenizer: VQVAE
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Pictures of decoding: a strip of every step (latent mask over predicted image) and an animated GIF."""
+"""Writing pictures: lossless PNGs, grids, and the strip of every decoding step (latent mask over the predicted
+image) with an animated GIF. Every file is written under a temporary name and renamed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.utils import make_grid
+from torchvision.utils import make_grid, save_image
 
 from tinymaskgit.cache import atomic_write
 from tinymaskgit.data.images import to_uint8
@@ -17,6 +18,13 @@ def save_png(image: torch.Tensor, path: Path) -> None:
     """Write a (3, S, S) uint8 tensor as a lossless PNG; atomic: an interrupted write leaves no file at ``path``."""
     pil = Image.fromarray(image.permute(1, 2, 0).numpy())
     atomic_write(path, lambda tmp: pil.save(tmp, format="PNG"))
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int) -> torch.Tensor:
+    """Save (N, 3, S, S) images in [-1, 1] as one PNG grid; returns the grid in [0, 1]."""
+    grid = make_grid(images.float().clamp(-1, 1).add(1).div(2), nrow=nrow, padding=2, pad_value=1.0)
+    atomic_write(path, lambda tmp: save_image(grid, tmp, format="PNG"))
+    return grid
 
 
 def mask_image(mask: torch.Tensor, size: int) -> torch.Tensor:
