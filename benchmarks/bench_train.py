@@ -51,6 +51,15 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
 }
 
 
+def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> float:
+    """One optimizer step on ``loss`` with the stages' gradient clipping (norm 1); returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
 def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: torch.Tensor) -> Callable[[int], float]:
     """A closure running one training step of the tokenizer on batch ``i``; returns the loss."""
     torch.manual_seed(0)
@@ -66,12 +75,7 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
         x = images[i].to(device).contiguous(memory_format=fmt)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(lever.get("bf16"))):
             rec, q = model(x)
-        loss = F.mse_loss(rec.float(), x) + q.vq_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        return float(loss.detach())
+        return update(opt, net, F.mse_loss(rec.float(), x) + q.vq_loss)
 
     return step
 
@@ -100,12 +104,7 @@ def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: tor
         labels = torch.arange(t.shape[0], device=device) % 10
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(lever.get("bf16"))):
             logits = model(t.masked_fill(mask, net.mask_token_id), labels)
-        loss = F.cross_entropy(logits[mask].float(), t[mask], label_smoothing=0.1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        return float(loss.detach())
+        return update(opt, net, F.cross_entropy(logits[mask].float(), t[mask], label_smoothing=0.1))
 
     return step
 

@@ -110,8 +110,8 @@ def test_cli_from_another_directory(generated_root: Path, tmp_path: Path) -> Non
     assert (runs[0] / ".hydra" / "config.yaml").is_file()
 
 
-@pytest.mark.slow
-def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
+def run_ddp(generated_root: Path, tmp_path: Path, *extra: str) -> tuple[str, dict]:
+    """Stage 1 under DDP on two CPU processes (debug=limit); returns its stderr and its run's last checkpoint."""
     res = run_cli(
         [
             "tinymaskgit.train",
@@ -120,20 +120,24 @@ def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> Non
             "trainer.devices=2",
             "trainer.precision=32-true",
             "debug=limit",
-            "trainer.max_epochs=1",
             f"data.root={generated_root}",
             *(f"data.{k}={v}" for k, v in GEN.items()),
             "data.batch_size=4",
             "model.vqvae.codebook_size=64",
+            *extra,
         ],
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    runs = list((tmp_path / "logs" / "vqvae" / "runs").iterdir())
-    assert len(runs) == 1  # both processes wrote into one run dir
-    ckpt = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
+    (run,) = (tmp_path / "logs" / "vqvae" / "runs").iterdir()  # both processes wrote into one run dir
+    return res.stderr, torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
+    stderr, ckpt = run_ddp(generated_root, tmp_path, "trainer.max_epochs=1")
     assert ckpt["global_step"] == 3
-    assert "world_size=2" in res.stderr or "distributed_backend=gloo" in res.stderr
+    assert "world_size=2" in stderr or "distributed_backend=gloo" in stderr
 
 
 DISC = ["stage.module.disc_weight=0.1", "stage.module.disc_start=2", "stage.module.disc_channels=8"]
@@ -158,24 +162,6 @@ def test_discriminator_trains_after_its_start_step_and_steps_count_batches(
 @pytest.mark.slow
 def test_discriminator_with_ddp_on_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
     """Before disc_start the discriminator gets no gradient, which plain DDP refuses."""
-    res = run_cli(
-        [
-            "tinymaskgit.train",
-            "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
-            "trainer.precision=32-true",
-            "debug=limit",
-            f"data.root={generated_root}",
-            *(f"data.{k}={v}" for k, v in GEN.items()),
-            "data.batch_size=4",
-            "model.vqvae.codebook_size=64",
-            *DISC,
-        ],
-        cwd=tmp_path,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    (run,) = (tmp_path / "logs" / "vqvae" / "runs").iterdir()
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    _, ckpt = run_ddp(generated_root, tmp_path, *DISC)
     assert ckpt["global_step"] == 6
     assert any(k.startswith("discriminator.") for k in ckpt["state_dict"])
