@@ -131,8 +131,7 @@ class TokenDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         self.images.prepare_data()
-        for split in ("train", "val"):
-            self._load(split)
+        self.setup()  # builds or reads each split's cache once; later setup() calls reuse what it read
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
