@@ -97,7 +97,9 @@ class VQVAEModule(L.LightningModule):
         return self.discriminator is not None and self.global_step >= self.hparams.disc_start
 
     def _adaptive_weight(self, rec_loss: torch.Tensor, g_loss: torch.Tensor) -> torch.Tensor:
-        last = self.net.decoder.out[-1].weight
+        conv = self.net.decoder.out[-1]
+        assert isinstance(conv, torch.nn.Conv2d)
+        last = conv.weight
         g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
         g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
         return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, 1e4).detach()

@@ -20,6 +20,7 @@ import torch
 from tinymaskgit.cache import hash_file
 from tinymaskgit.data.images import to_float
 from tinymaskgit.errors import CheckpointError
+from tinymaskgit.models.classifier import ResNetClassifier
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -104,7 +105,7 @@ class ClassifierBackend:
 
     def __init__(
         self,
-        net: torch.nn.Module,
+        net: ResNetClassifier,
         meta: dict[str, Any],
         weights_hash: str,
         device: str | torch.device = "cpu",
