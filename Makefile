@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast check-floors lint format demo train-vqvae train-maskgit sample inpaint evaluate fid-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
+.PHONY: help install test test-fast check-floors lint format demo app train-vqvae train-maskgit sample inpaint evaluate fid-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -71,6 +71,9 @@ demo: ## the whole pipeline on the generated data with the tiny preset (2 CPU co
 	@echo "  samples/grid.png  a row of samples per class; samples/steps/ every decoding step"
 	@echo "  inpaint/completed/ inpainted test images; inpaint/steps/ decoding-step strips and GIFs"
 	@echo "  evaluation.md     reconstruction, generation and inpainting scores"
+
+app: ## serve the web page (generate, inpaint, compare) on http://127.0.0.1:7860; ARGS="ckpt=... port=..."
+	$(PYTHON) -m tinymaskgit.app $(ARGS)
 
 train-vqvae: ## stage 1: train the VQ-VAE tokenizer (ARGS=... for overrides)
 	$(PYTHON) -m tinymaskgit.train stage=vqvae $(ARGS)

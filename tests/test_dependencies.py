@@ -26,8 +26,14 @@ FIRST_SHIPPED = {
         "lightning.pytorch.utilities.rank_zero_only": "2.0.0",
     },
     "torchmetrics": {"torchmetrics.image.fid.NoTrainInceptionV3": "1.3.0"},  # feature_extractor_weights_path
-    "hydra-core": {"hydra.utils.instantiate": "1.0.0", "hydra.experimental.callback.Callback": "1.1.0"},
-    "omegaconf": {"omegaconf.DictConfig": "2.0.0", "omegaconf.OmegaConf": "2.0.0"},
+    "hydra-core": {
+        "hydra.utils.instantiate": "1.0.0",
+        "hydra.experimental.callback.Callback": "1.1.0",
+        "hydra.compose": "1.1.0",  # 1.0 had it under hydra.experimental
+        "hydra.initialize_config_dir": "1.1.0",
+        "hydra.core.global_hydra.GlobalHydra": "1.0.0",
+    },
+    "omegaconf": {"omegaconf.DictConfig": "2.0.0", "omegaconf.OmegaConf": "2.0.0", "omegaconf.open_dict": "2.0.0"},
 }
 MODULE_OF = {"lightning": "lightning", "torchmetrics": "torchmetrics", "hydra": "hydra-core", "omegaconf": "omegaconf"}
 
