@@ -126,7 +126,10 @@ def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Pat
     rows = list(csv.DictReader((sweep / "fid_sweep.csv").open()))
     assert len(rows) == 8  # 2 schedules x 2 T x 2 w
     assert {(r["schedule"], r["steps"], r["cfg_weight"]) for r in rows} == {
-        (s, t, w) for s in ("cosine", "arccos") for t in ("2", "3") for w in ("0", "1")
+        (s, t, w)
+        for s in ("cosine", "arccos")
+        for t in ("2", "3")
+        for w in ("0.0", "1.0")  # typed by the DecodeSettings schema
     }
     assert all(r["metric"] == "fd_tiny" and r["ckpt_hash"] and r["wall_s"] for r in rows)
     md_rows = [line for line in (sweep / "fid_sweep.md").read_text().splitlines() if line.startswith("| ")]

@@ -103,6 +103,10 @@ def test_bad_sampler_value_is_named(entry_cfg, maskgit_ckpt: Path) -> None:
         sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "steps=4", "sweet_spot=6"))
     with pytest.raises(ConfigError, match="precision must be one of"):
         sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "precision=16"))
+    with pytest.raises(ConfigError, match=r"^sampler setting cfg_weight='strong': Value 'strong'"):
+        sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "cfg_weight=strong"))
+    with pytest.raises(ConfigError, match=r"^sampler setting steps=2.5: "):
+        run_inpaint(entry_cfg("inpaint", f"ckpt={maskgit_ckpt}", "steps=2.5"))
 
 
 def test_bf16_sampling_writes_images(entry_cfg, maskgit_ckpt: Path) -> None:

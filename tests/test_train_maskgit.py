@@ -64,6 +64,18 @@ def test_mismatched_transformer_is_refused(make_cfg, tokenizer_ckpt: Path, overr
         train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", override))
 
 
+def test_bad_image_grid_settings_fail_before_training(make_cfg, tokenizer_ckpt: Path) -> None:
+    from tinymaskgit.cli import user_error
+
+    with pytest.raises(Exception) as info:  # Hydra's instantiate wraps it; the CLI prints the ConfigError's line
+        train(
+            make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "stage.module.sample.steps=x")
+        )
+    err = user_error(info.value)
+    assert isinstance(err, ConfigError)
+    assert str(err).startswith("stage.module.sample: sampler setting steps='x': Value 'x' of type 'str'")
+
+
 def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
     make_cfg, tokenizer_ckpt: Path, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from tinymaskgit.errors import ConfigError, TinyMaskGITError
-from tinymaskgit.sampling.decode import DecodeSettings
+from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 
 
 def user_error(exc: BaseException) -> TinyMaskGITError | None:
@@ -64,23 +65,12 @@ def prepare_out_dir(path: str | Path, overwrite: bool) -> Path:
 
 
 def decode_settings(cfg: DictConfig) -> DecodeSettings:
-    """The sampler keys of an entry point's config (conf/sampler/*.yaml, schedule group), validated."""
-    s = DecodeSettings(
-        schedule=cfg.schedule.name,
-        steps=cfg.steps,
-        sweet_spot=cfg.sweet_spot,
-        cfg_weight=float(cfg.cfg_weight),
-        cfg_schedule=cfg.cfg_schedule,
-        temperature=float(cfg.temperature),
-        sample_tokens=bool(cfg.sample_tokens),
-        gumbel_on=cfg.gumbel_on,
-        precision=str(cfg.get("precision", "32")),
-    )
+    """The sampler keys of an entry point's config (conf/sampler/*.yaml, schedule group), type-checked."""
+    values = {f.name: cfg[f.name] for f in fields(DecodeSettings) if f.name != "schedule" and f.name in cfg}
     try:
-        s.validate()
+        return settings_from({**values, "schedule": cfg.schedule.name})
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return s
 
 
 def class_ids_from_names(wanted: list[str | int] | None, names: list[str]) -> list[int]:

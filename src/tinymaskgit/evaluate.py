@@ -16,6 +16,7 @@ import importlib
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -185,20 +186,7 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     backend = build_backend(cfg.eval, device)
     out = prepare_out_dir(cfg.out_dir, cfg.overwrite)
     run = {"reconstruction": reconstruction, "generation": generation, "inpainting": inpainting}[cfg.protocol]
-    sampler = {
-        k: cfg.get(k)
-        for k in (
-            "steps",
-            "sweet_spot",
-            "cfg_weight",
-            "cfg_schedule",
-            "temperature",
-            "sample_tokens",
-            "gumbel_on",
-            "precision",
-        )
-    }
-    sampler["schedule"] = cfg.schedule.name
+    sampler = asdict(decode_settings(cfg))  # provenance: every sampler setting of the rows
     rows = []
     for seed in seeds:
         t = time.perf_counter()

@@ -65,15 +65,15 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         w.writerows(rows)
     metric, kid_metric = (rows[0]["metric"], rows[0]["kid_metric"]) if rows else ("fd", "kid")
     lines = [
-        f"| schedule | T | sweet spot | w | {metric} | {kid_metric} | class acc | N | seed | s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| schedule | T | sweet spot | w | temperature | {metric} | {kid_metric} | class acc | N | seed | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r["value"]):
         acc = f"{r['class_acc']:.1%}" if r.get("class_acc") is not None else "-"
         lines.append(
             f"| {r['schedule']} | {r['steps']} | {r['sweet_spot'] if r['sweet_spot'] is not None else '-'} "
-            f"| {r['cfg_weight']} | {r['value']:.3g} | {r['kid']:.3g} | {acc} | {r['n_fake']} "
-            f"| {r['seed']} | {r['wall_s']} |"
+            f"| {r['cfg_weight']} | {r.get('temperature', '-')} | {r['value']:.3g} | {r['kid']:.3g} | {acc} "
+            f"| {r['n_fake']} | {r['seed']} | {r['wall_s']} |"
         )
     if rows:
         r0 = rows[0]

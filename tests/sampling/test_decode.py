@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tinymaskgit.models.transformer import MaskGITTransformer
-from tinymaskgit.sampling.decode import DecodeSettings, decode
+from tinymaskgit.sampling.decode import DecodeSettings, decode, settings_from
 from tinymaskgit.sampling.schedules import SCHEDULES, decided_counts, get_schedule
 
 
@@ -224,3 +224,28 @@ def test_sweet_spot_runs_only_t_forwards(net: MaskGITTransformer) -> None:
     assert len(spy.weights) == 3 and len(out.masks) == 3 and (out.tokens < 16).all()
     full, spy_full, _ = run(net, steps=8)
     assert len(spy_full.weights) == 8 and not torch.equal(out.tokens, full.tokens)
+
+
+def test_settings_schema_refuses_wrong_types_and_unknown_keys() -> None:
+    s = settings_from({"steps": "12", "cfg_weight": 2, "sweet_spot": None, "precision": 32, "schedule": "cosine"})
+    assert s == DecodeSettings(schedule="cosine", steps=12, cfg_weight=2.0, precision="32")
+    with pytest.raises(ValueError, match=r"^sampler setting steps='many': .*"):
+        settings_from({"steps": "many"})
+    with pytest.raises(ValueError, match=r"^sampler setting temprature=1.0: .*"):
+        settings_from({"temprature": 1.0})
+    with pytest.raises(ValueError, match="sweet_spot must be between 1 and steps=4"):
+        settings_from({"steps": 4, "sweet_spot": 6})
+
+
+def test_the_sampler_config_holds_exactly_the_schema_keys() -> None:
+    from dataclasses import fields
+    from pathlib import Path
+
+    import yaml
+
+    conf = Path(__file__).resolve().parents[2] / "src" / "tinymaskgit" / "conf"
+    schema = {f.name for f in fields(DecodeSettings)} - {"schedule"}  # schedule: the schedule group
+    for option in ("default", "lab"):
+        keys = set(yaml.safe_load((conf / "sampler" / f"{option}.yaml").read_text())) - {"seed", "defaults"}
+        assert keys <= schema, f"sampler/{option}.yaml has keys the schema lacks: {keys - schema}"
+    assert set(yaml.safe_load((conf / "sampler" / "default.yaml").read_text())) - {"seed"} == schema

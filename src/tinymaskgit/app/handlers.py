@@ -27,7 +27,7 @@ from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import CheckpointError, ConfigError, DataError, TinyMaskGITError
 from tinymaskgit.inference import MaskGIT, load_maskgit, read_checkpoint
 from tinymaskgit.pictures import mask_image, save_png, save_step_strip, step_frames
-from tinymaskgit.sampling.decode import DecodeSettings
+from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 from tinymaskgit.sampling.generate import generate, inpaint, token_mask
 
 UNCONDITIONAL = "unconditional"
@@ -124,7 +124,7 @@ class Session:
         return list(self.model.class_names) or [UNCONDITIONAL]
 
 
-def settings_from(
+def page_settings(
     steps: int,
     schedule: str,
     sweet_spot: int | None,
@@ -138,20 +138,12 @@ def settings_from(
     steps = int(steps)
     if not 1 <= steps <= max_steps:
         raise ConfigError(f"steps must be between 1 and {max_steps} on this page (limits.max_steps), got {steps}")
-    s = DecodeSettings(
-        schedule=schedule,
-        steps=steps,
-        sweet_spot=int(sweet_spot) if sweet_spot else None,
-        cfg_weight=float(cfg_weight),
-        cfg_schedule=cfg_schedule,
-        temperature=float(temperature),
-        precision=precision,
-    )
+    values = dict(schedule=schedule, steps=steps, sweet_spot=int(sweet_spot) if sweet_spot else None)
+    values.update(cfg_weight=cfg_weight, cfg_schedule=cfg_schedule, temperature=temperature, precision=precision)
     try:
-        s.validate()
+        return settings_from(values)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    return s
 
 
 def class_ids_for(m: MaskGIT, class_name: str | None, n: int) -> torch.Tensor | None:
@@ -210,7 +202,7 @@ def run_generate(
         raise ConfigError(f"samples must be between 1 and {session.limits.max_samples} (limits.max_samples), got {n}")
     if not 0 <= int(trace) < n:
         raise ConfigError(f"the traced sample must be between 0 and {n - 1}, got {trace}")
-    settings = settings_from(
+    settings = page_settings(
         steps, schedule, sweet_spot, cfg_weight, cfg_schedule, temperature, precision, session.limits.max_steps
     )
     m = session.model
@@ -317,7 +309,7 @@ def run_inpaint(
         raise DataError("the mask is empty: paint the part of the image to regenerate with the brush")
     if not 0 <= float(mask_threshold) < 1:
         raise ConfigError(f"mask_threshold must be in [0, 1), got {mask_threshold}")
-    settings = settings_from(
+    settings = page_settings(
         steps, schedule, None, cfg_weight, "constant", temperature, precision, session.limits.max_steps
     )
     m = session.model

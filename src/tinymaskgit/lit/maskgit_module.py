@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.data.images import to_float
+from tinymaskgit.errors import ConfigError
 from tinymaskgit.inference import KEY, MaskGIT
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
-from tinymaskgit.sampling.decode import DecodeSettings
+from tinymaskgit.sampling.decode import settings_from
 from tinymaskgit.sampling.generate import generate
 from tinymaskgit.sampling.schedules import get_schedule
 
@@ -75,6 +76,11 @@ class MaskGITModule(L.LightningModule):
         self.gamma = get_schedule(schedule)
         self.class_names = list(class_names or [])
         self.sample_settings = dict(sample or {})
+        try:  # checked now, not at the first image grid
+            values = {k: v for k, v in self.sample_settings.items() if k != "n_per_class"}
+            self.decode_settings = settings_from({**values, "schedule": schedule})
+        except ValueError as e:
+            raise ConfigError(f"stage.module.sample: {e}") from None
         if compile:
             self.net.compile()
 
@@ -144,11 +150,10 @@ class MaskGITModule(L.LightningModule):
     def log_images(self, batch: Batch | None = None, max_images: int = 16) -> dict[str, torch.Tensor]:
         """A sample grid through the same ``generate()`` as ``sample``: a row of ``n_per_class`` samples per class
         (two rows if unconditional)."""
-        s = dict(self.sample_settings)
-        per_row = int(s.pop("n_per_class", 8))
+        per_row = int(self.sample_settings.get("n_per_class", 8))
         rows = self.net.num_classes or 2
         class_ids = torch.arange(rows).repeat_interleave(per_row) if self.net.num_classes else None
-        settings = DecodeSettings(schedule=self.hparams.schedule, **s)
+        settings = self.decode_settings
         bundle = MaskGIT(self.net, self.tokenizer, self.class_names, {})
         res = generate(bundle, class_ids, rows * per_row, settings, batch_size=rows * per_row, seed=0)
         return {"samples": to_float(res.images)}

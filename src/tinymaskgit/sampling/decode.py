@@ -18,9 +18,13 @@ Conventions (the paper's by default; flags give the MaskGIT lab's where it diffe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.sampling.schedules import decided_counts, get_schedule
@@ -32,7 +36,8 @@ PRECISIONS = ("32", "bf16")
 
 @dataclass
 class DecodeSettings:
-    """Sampler settings (the names are the config keys of sample/inpaint/evaluate)."""
+    """Sampler settings, defined once: the names are the config keys of sample, inpaint, evaluate, the sweep,
+    the page and the training image callback (``stage.module.sample``); ``settings_from`` type-checks them."""
 
     schedule: str = "arccos"
     steps: int = 8
@@ -59,6 +64,24 @@ class DecodeSettings:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if str(self.precision) not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+def settings_from(values: Mapping[str, Any]) -> DecodeSettings:
+    """DecodeSettings from a config mapping: the dataclass is the schema (an OmegaConf structured config), so a
+    value of the wrong type or an unknown key is refused before ``validate()`` checks the ranges.
+
+    Raises ValueError with a one-line message that names the key.
+    """
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(DecodeSettings), dict(values))
+    except OmegaConfBaseException as e:
+        key = e.full_key or e.key or "?"
+        reason = str(e.msg).splitlines()[0] if e.msg else type(e).__name__
+        raise ValueError(f"sampler setting {key}={values.get(str(key))!r}: {reason}") from None
+    settings = OmegaConf.to_object(typed)
+    assert isinstance(settings, DecodeSettings)
+    settings.validate()
+    return settings
 
 
 @dataclass
