@@ -20,6 +20,7 @@ from tinymaskgit.cli import friendly_errors
 from tinymaskgit.config import validate
 from tinymaskgit.errors import CheckpointError, ConfigError
 from tinymaskgit.inference import KEY, read_checkpoint
+from tinymaskgit.models.config import as_dict
 from tinymaskgit.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def check_resume(path: str, module: L.LightningModule, stage: str) -> None:
     mine = getattr(getattr(module, "net", None), "config", None)
     theirs = meta.get("net_config")
     if mine is not None and theirs is not None:
-        diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+        diff = {k: (theirs.get(k), v) for k, v in as_dict(mine).items() if theirs.get(k) != v}
         if diff:
             k, (a, b) = next(iter(diff.items()))
             raise CheckpointError(

@@ -14,7 +14,7 @@ from tinymaskgit.models.quantizer import VectorQuantizer, codebook_stats
 @pytest.mark.parametrize("ema", [False, True])
 def test_indices_to_codes_round_trip(ema: bool, l2_norm: bool) -> None:
     torch.manual_seed(0)
-    q = VectorQuantizer(16, 4, ema=ema, l2_norm=l2_norm).eval()
+    q = VectorQuantizer(codebook_size=16, code_dim=4, ema=ema, l2_norm=l2_norm).eval()
     z = torch.randn(2, 4, 3, 3)
     out = q(z)
     assert out.indices.shape == (2, 3, 3) and out.indices.dtype == torch.long
@@ -24,7 +24,7 @@ def test_indices_to_codes_round_trip(ema: bool, l2_norm: bool) -> None:
 
 
 def test_nearest_code_is_chosen() -> None:
-    q = VectorQuantizer(3, 2).eval()
+    q = VectorQuantizer(codebook_size=3, code_dim=2).eval()
     with torch.no_grad():
         q.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [-2.0, 0.0]]))
     z = torch.tensor([[0.9, 1.2], [-1.5, 0.1], [0.1, -0.1]]).t().reshape(1, 2, 1, 3)
@@ -34,7 +34,7 @@ def test_nearest_code_is_chosen() -> None:
 def test_straight_through_gradient_reaches_encoder() -> None:
     torch.manual_seed(0)
     enc = torch.nn.Conv2d(3, 4, 1)
-    q = VectorQuantizer(8, 4)
+    q = VectorQuantizer(codebook_size=8, code_dim=4)
     x = torch.randn(2, 3, 4, 4)
     out = q(enc(x))
     out.z_q.sum().backward()
@@ -48,16 +48,16 @@ def test_straight_through_gradient_reaches_encoder() -> None:
 def test_loss_convention_beta_weighs_commitment_only() -> None:
     torch.manual_seed(0)
     z = torch.randn(2, 4, 3, 3)
-    q = VectorQuantizer(8, 4, beta=0.25).eval()
+    q = VectorQuantizer(codebook_size=8, code_dim=4, beta=0.25).eval()
     out = q(z)
     assert torch.allclose(out.vq_loss, out.codebook_loss + 0.25 * out.commitment_loss)
     assert torch.allclose(out.codebook_loss, out.commitment_loss)  # same distance, different stop-gradient
-    assert VectorQuantizer(8, 4, ema=True).eval()(z).codebook_loss == 0
+    assert VectorQuantizer(codebook_size=8, code_dim=4, ema=True).eval()(z).codebook_loss == 0
 
 
 def test_ema_moves_codes_towards_assigned_mean() -> None:
     torch.manual_seed(0)
-    q = VectorQuantizer(2, 2, ema=True, ema_decay=0.5, init_from_data=False)
+    q = VectorQuantizer(codebook_size=2, code_dim=2, ema=True, ema_decay=0.5, init_from_data=False)
     with torch.no_grad():
         q.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0]]))
         q.ema_embed_sum.copy_(q.embedding.weight)
@@ -71,7 +71,7 @@ def test_ema_moves_codes_towards_assigned_mean() -> None:
 
 def test_dead_codes_are_restarted_from_encoder_outputs() -> None:
     torch.manual_seed(0)
-    q = VectorQuantizer(4, 2, restart_dead=True, dead_after=2, init_from_data=False)
+    q = VectorQuantizer(codebook_size=4, code_dim=2, restart_dead=True, dead_after=2, init_from_data=False)
     with torch.no_grad():
         q.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [100.0, 100.0], [200.0, 0.0], [0.0, 300.0]]))
     z = torch.randn(1, 2, 4, 4) * 0.1  # always nearest to code 0
@@ -92,12 +92,12 @@ def test_usage_and_perplexity_on_known_assignment() -> None:
 
 def test_codebook_size_below_two_is_refused() -> None:
     with pytest.raises(ValueError, match="codebook_size"):
-        VectorQuantizer(1, 4)
+        VectorQuantizer(codebook_size=1, code_dim=4)
 
 
 def test_first_training_batch_seeds_the_codes() -> None:
     torch.manual_seed(0)
-    q = VectorQuantizer(8, 2)
+    q = VectorQuantizer(codebook_size=8, code_dim=2)
     z = torch.randn(1, 2, 4, 4) * 5 + 20
     q.train()(z)
     flat = z.permute(0, 2, 3, 1).reshape(-1, 2)
@@ -111,7 +111,7 @@ def test_first_training_batch_seeds_the_codes() -> None:
 def test_ema_codes_unused_at_the_start_stay_where_they_are() -> None:
     """ema=true without data seeding: a code nobody picks keeps its initial value (it used to jump to ~1e4)."""
     torch.manual_seed(0)
-    q = VectorQuantizer(8, 2, ema=True, init_from_data=False)
+    q = VectorQuantizer(codebook_size=8, code_dim=2, ema=True, init_from_data=False)
     start = q.embedding.weight.clone()
     z = start[0].view(1, 2, 1, 1).expand(1, 2, 2, 2).clone()  # every vector sits on code 0
     for _ in range(3):

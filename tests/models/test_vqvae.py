@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF_DIR
 from tinymaskgit.models.blocks import AttnBlock, ResBlock
-from tinymaskgit.models.vqvae import VQVAE
+from tinymaskgit.models.config import as_dict
+from tinymaskgit.models.quantizer import QuantizerConfig
+from tinymaskgit.models.vqvae import VQVAE, VQVAEConfig
 
 PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
 
@@ -31,7 +33,7 @@ def test_preset_shapes(preset: str) -> None:
     with torch.no_grad():
         z = net.encoder(x)
         rec, q = net(x)
-    assert z.shape == (2, net.config["code_dim"], latent, latent)
+    assert z.shape == (2, net.config.code_dim, latent, latent)
     assert q.indices.shape == (2, latent, latent)
     assert rec.shape == x.shape and rec.abs().max() <= 1.0
     assert net.num_tokens == latent**2
@@ -41,9 +43,9 @@ def test_preset_shapes(preset: str) -> None:
 
 def test_lab_preset_matches_the_lab() -> None:
     c = build("lab").config
-    assert (c["codebook_size"], c["code_dim"], c["beta"]) == (1024, 256, 0.25)
-    assert c["encoder_channels"] == [128, 128, 128, 256, 256, 512]
-    assert c["decoder_channels"] == [128, 128, 256, 256, 512]
+    assert (c.codebook_size, c.code_dim, c.beta) == (1024, 256, 0.25)
+    assert c.encoder_channels == [128, 128, 128, 256, 256, 512]
+    assert c.decoder_channels == [128, 128, 256, 256, 512]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -58,7 +60,7 @@ def test_attention_sits_between_every_two_resnet_blocks(preset: str) -> None:
 
 def test_config_rebuilds_same_network() -> None:
     net = build("tiny")
-    twin = VQVAE(**net.config)
+    twin = VQVAE(**as_dict(net.config))
     twin.load_state_dict(net.state_dict())
     assert sum(p.numel() for p in twin.parameters()) == sum(p.numel() for p in net.parameters())
 
@@ -81,10 +83,25 @@ def test_channel_norm_keeps_positions_independent() -> None:
         make_norm(32, "batch")
 
 
+def test_config_dataclass_and_keywords_build_the_same_network() -> None:
+    c = VQVAEConfig(encoder_channels=[8, 16, 16, 32], codebook_size=16, code_dim=8, ema=True, norm="channel")
+    torch.manual_seed(0)
+    a = VQVAE(c)
+    torch.manual_seed(0)
+    b = VQVAE(**as_dict(c))
+    assert a.config == b.config and b.config.decoder_channels == [8, 16, 16, 32]
+    assert a.quantizer.config == QuantizerConfig(codebook_size=16, code_dim=8, ema=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(TypeError, match="not both"):
+        VQVAE(c, codebook_size=8)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'codebok_size'"):
+        VQVAE(codebok_size=8)
+
+
 @pytest.mark.parametrize("norm", ["group", "channel"])
 def test_vqvae_norm_option_round_trips_through_config(norm: str) -> None:
     net = VQVAE(encoder_channels=[8, 16, 16, 32], codebook_size=16, code_dim=8, norm=norm)
-    again = VQVAE(**net.config)
+    again = VQVAE(**as_dict(net.config))
     again.load_state_dict(net.state_dict())
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert torch.equal(net.eval()(x)[0], again.eval()(x)[0])

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tinymaskgit.inference import KEY
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.classifier import ResNetClassifier
+from tinymaskgit.models.config import as_dict
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -63,7 +64,7 @@ class ClassifierModule(L.LightningModule):
         acc = self.trainer.callback_metrics.get("val/acc")
         checkpoint[KEY] = {
             "stage": "classifier",
-            "net_config": dict(self.net.config),
+            "net_config": as_dict(self.net.config),
             "class_names": list(self.hparams.class_names or []),
             "dataset": self.hparams.dataset,
             "val_acc": float(acc) if acc is not None else None,

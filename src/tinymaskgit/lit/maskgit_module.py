@@ -13,6 +13,7 @@ from tinymaskgit.data.images import to_float
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.inference import KEY, MaskGIT
 from tinymaskgit.lit.lr_schedule import run_schedule
+from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.sampling.decode import settings_from
@@ -139,8 +140,8 @@ class MaskGITModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KEY] = {
             "stage": "maskgit",
-            "net_config": dict(self.net.config),
-            "tokenizer_config": dict(self.tokenizer.config),
+            "net_config": as_dict(self.net.config),
+            "tokenizer_config": as_dict(self.tokenizer.config),
             "class_names": self.class_names,
             "schedule": self.hparams.schedule,
         }

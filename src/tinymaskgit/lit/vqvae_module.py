@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from tinymaskgit.inference import KEY
 from tinymaskgit.metrics.psnr import psnr
+from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from tinymaskgit.models.quantizer import codebook_stats
 from tinymaskgit.models.vqvae import VQVAE
@@ -159,7 +160,7 @@ class VQVAEModule(L.LightningModule):
                 torch.nn.utils.clip_grad_norm_(group["params"], gradient_clip_val)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[KEY] = {"stage": "vqvae", "net_config": dict(self.net.config)}
+        checkpoint[KEY] = {"stage": "vqvae", "net_config": as_dict(self.net.config)}
 
     @torch.no_grad()
     def log_images(self, batch: Batch, max_images: int = 16) -> dict[str, torch.Tensor]:

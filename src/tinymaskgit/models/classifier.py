@@ -5,11 +5,14 @@ Dimension legend: B batch, C channels, F feature width (the penultimate layer), 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tinymaskgit.models.config import config_of
 
 
 class BasicBlock(nn.Module):
@@ -32,17 +35,28 @@ class BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.skip(x))
 
 
-class ResNetClassifier(nn.Module):
-    """(B, 3, 64, 64) in [-1, 1] -> (B, K) logits; ``features`` gives the (B, F) penultimate activations."""
+@dataclass
+class ClassifierConfig:
+    """The reference classifier's settings."""
 
-    def __init__(
-        self, num_classes: int, widths: list[int] | None = None, blocks_per_stage: int = 2, stem_stride: int = 1
-    ) -> None:
+    num_classes: int
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # one stage per width
+    blocks_per_stage: int = 2
+    stem_stride: int = 1
+
+    def __post_init__(self) -> None:
+        self.widths = list(self.widths or [32, 64, 128, 256])
+
+
+class ResNetClassifier(nn.Module):
+    """(B, 3, 64, 64) in [-1, 1] -> (B, K) logits; ``features`` gives the (B, F) penultimate activations.
+
+    ``ResNetClassifier(ClassifierConfig(...))`` or its fields as keywords."""
+
+    def __init__(self, config: ClassifierConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
-        widths = list(widths or [32, 64, 128, 256])
-        self.config: dict[str, Any] = dict(
-            num_classes=num_classes, widths=widths, blocks_per_stage=blocks_per_stage, stem_stride=stem_stride
-        )
+        c = self.config = config_of(ClassifierConfig, config, kwargs)
+        widths, num_classes, blocks_per_stage, stem_stride = c.widths, c.num_classes, c.blocks_per_stage, c.stem_stride
         self.stem = nn.Sequential(
             nn.Conv2d(3, widths[0], 3, stem_stride, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
         )

@@ -13,12 +13,15 @@ reaches the encoder unchanged. Quantization always runs in float32, outside auto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from tinymaskgit.models.config import config_of
 
 
 @dataclass
@@ -49,6 +52,21 @@ def codebook_stats(counts: torch.Tensor) -> tuple[float, float]:
     return float((counts > 0).double().mean() * 100.0), float(entropy.exp())
 
 
+@dataclass
+class QuantizerConfig:
+    """The vector quantizer's settings (the VQ-VAE config carries the same fields)."""
+
+    codebook_size: int = 512  # K codes
+    code_dim: int = 64  # D, the size of each code
+    beta: float = 0.25  # commitment weight on the encoder term
+    ema: bool = False  # EMA codebook updates instead of the codebook loss
+    ema_decay: float = 0.99
+    l2_norm: bool = False  # cosine-similarity lookup on l2-normalised codes
+    restart_dead: bool = False  # re-seed codes unused for ``dead_after`` steps from encoder outputs
+    dead_after: int = 100
+    init_from_data: bool = True  # seed the codes with the encoder outputs of the first batch
+
+
 class VectorQuantizer(nn.Module):
     """Nearest-neighbour codebook lookup with straight-through gradients.
 
@@ -70,40 +88,26 @@ class VectorQuantizer(nn.Module):
     steps_unused: torch.Tensor
     initialized: torch.Tensor
 
-    def __init__(
-        self,
-        codebook_size: int,
-        code_dim: int,
-        beta: float = 0.25,
-        ema: bool = False,
-        ema_decay: float = 0.99,
-        l2_norm: bool = False,
-        restart_dead: bool = False,
-        dead_after: int = 100,
-        init_from_data: bool = True,
-    ) -> None:
+    def __init__(self, config: QuantizerConfig | None = None, **kwargs: Any) -> None:
+        """``VectorQuantizer(QuantizerConfig(...))`` or the same fields as keywords."""
         super().__init__()
-        if codebook_size < 2:
-            raise ValueError(f"codebook_size must be at least 2, got {codebook_size}")
-        self.codebook_size = codebook_size
-        self.code_dim = code_dim
-        self.beta = beta
-        self.ema = ema
-        self.ema_decay = ema_decay
-        self.l2_norm = l2_norm
-        self.restart_dead = restart_dead
-        self.dead_after = dead_after
-        self.init_from_data = init_from_data
+        c = self.config = config_of(QuantizerConfig, config, kwargs)
+        if c.codebook_size < 2:
+            raise ValueError(f"codebook_size must be at least 2, got {c.codebook_size}")
+        self.codebook_size, self.code_dim, self.beta = c.codebook_size, c.code_dim, c.beta
+        self.ema, self.ema_decay, self.l2_norm = c.ema, c.ema_decay, c.l2_norm
+        self.restart_dead, self.dead_after, self.init_from_data = c.restart_dead, c.dead_after, c.init_from_data
+        codebook_size, code_dim = c.codebook_size, c.code_dim
         self.embedding = nn.Embedding(codebook_size, code_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
-        if ema:
+        if c.ema:
             self.embedding.weight.requires_grad_(False)
             # every code starts as the mean of one pseudo-vector (itself): sum / size = the initial weight, so an
             # unused code decays in both and stays put (a zero size would divide its sum by ~1e-5)
             self.register_buffer("ema_cluster_size", torch.ones(codebook_size))
             self.register_buffer("ema_embed_sum", self.embedding.weight.detach().clone())
         self.register_buffer("steps_unused", torch.zeros(codebook_size, dtype=torch.long))
-        self.register_buffer("initialized", torch.tensor(not init_from_data))
+        self.register_buffer("initialized", torch.tensor(not c.init_from_data))
 
     def codebook(self) -> torch.Tensor:
         """The (K, D) code vectors as the lookup sees them."""

@@ -11,12 +11,14 @@ CFG convention: ``logits = (1 + w) * cond - w * uncond``; w = 0 is the plain con
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from tinymaskgit.models.attention import MultiHeadSelfAttention
+from tinymaskgit.models.config import config_of
 
 
 class MLP(nn.Module):
@@ -52,41 +54,29 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+@dataclass
+class TransformerConfig:
+    """The transformer's settings; ``codebook_size`` and ``num_tokens`` come from the tokenizer."""
+
+    codebook_size: int  # K, the tokenizer's number of codes
+    num_tokens: int  # N, tokens per image (the tokenizer's latent_size ** 2)
+    num_classes: int = 0  # 0: an unconditional model
+    dim: int = 256
+    depth: int = 4
+    heads: int = 8
+    mlp_dim: int = 1024
+    dropout: float = 0.1
+    attn_impl: str = "math"  # 'math' (written out) | 'sdpa' (PyTorch's fused kernel), same result
+
+
 class MaskGITTransformer(nn.Module):
-    """Bidirectional transformer over token grids. ``config`` rebuilds it: ``MaskGITTransformer(**config)``.
+    """Bidirectional transformer over token grids: ``MaskGITTransformer(TransformerConfig(...))`` or its fields
+    as keywords; ``MaskGITTransformer(**as_dict(net.config))`` rebuilds it."""
 
-    Args:
-        codebook_size: K, the tokenizer's number of codes.
-        num_tokens: N, tokens per image (the tokenizer's latent_size ** 2).
-        num_classes: number of classes; 0 for an unconditional model.
-        dim, depth, heads, mlp_dim, dropout: the usual transformer sizes.
-        attn_impl: 'math' (written out) or 'sdpa' (PyTorch's fused kernel), same result.
-    """
-
-    def __init__(
-        self,
-        codebook_size: int,
-        num_tokens: int,
-        num_classes: int = 0,
-        dim: int = 256,
-        depth: int = 4,
-        heads: int = 8,
-        mlp_dim: int = 1024,
-        dropout: float = 0.1,
-        attn_impl: str = "math",
-    ) -> None:
+    def __init__(self, config: TransformerConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
-        self.config: dict[str, Any] = dict(
-            codebook_size=codebook_size,
-            num_tokens=num_tokens,
-            num_classes=num_classes,
-            dim=dim,
-            depth=depth,
-            heads=heads,
-            mlp_dim=mlp_dim,
-            dropout=dropout,
-            attn_impl=attn_impl,
-        )
+        c = self.config = config_of(TransformerConfig, config, kwargs)
+        codebook_size, num_tokens, num_classes, dim = c.codebook_size, c.num_tokens, c.num_classes, c.dim
         self.codebook_size = codebook_size
         self.num_tokens = num_tokens
         self.num_classes = num_classes
@@ -95,8 +85,8 @@ class MaskGITTransformer(nn.Module):
         self.tok_emb = nn.Embedding(codebook_size + 1, dim)  # + mask token
         self.class_emb = nn.Embedding(num_classes + 1, dim)  # + null class
         self.pos_emb = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))  # + class token
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_dim, dropout, attn_impl) for _ in range(depth))
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(dim, c.heads, c.mlp_dim, c.dropout, c.attn_impl) for _ in range(c.depth))
         self.ln_f = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, codebook_size)
         self.apply(self._init_weights)
@@ -113,7 +103,7 @@ class MaskGITTransformer(nn.Module):
         """Switch every attention layer between 'math' and 'sdpa' (weights unchanged)."""
         for block in self.blocks:
             block.attn.attn_impl = attn_impl  # type: ignore[union-attr]
-        self.config["attn_impl"] = attn_impl
+        self.config.attn_impl = attn_impl
 
     def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N) token ids (mask_token_id where masked), (B,) class ids or None -> (B, N, K) logits."""

@@ -11,13 +11,15 @@ upsampling and ends in tanh.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
 from tinymaskgit.models.blocks import Downsample, ResBlock, Upsample, make_norm, res_attn_stack
-from tinymaskgit.models.quantizer import QuantizerOutput, VectorQuantizer
+from tinymaskgit.models.config import config_of
+from tinymaskgit.models.quantizer import QuantizerConfig, QuantizerOutput, VectorQuantizer
 
 
 def num_downsamples(image_size: int, latent_size: int) -> int:
@@ -78,57 +80,38 @@ class Decoder(nn.Module):
         return torch.tanh(self.out(self.up(self.mid(self.conv_in(z)))))
 
 
-class VQVAE(nn.Module):
-    """Encoder + vector quantizer + decoder. ``config`` holds the constructor arguments, so a checkpoint
-    that stores it can rebuild the same network with ``VQVAE(**config)``."""
+@dataclass
+class VQVAEConfig(QuantizerConfig):
+    """The tokenizer's settings: the quantizer's fields plus the geometry of the encoder and decoder."""
 
-    def __init__(
-        self,
-        image_size: int = 64,
-        latent_size: int = 8,
-        in_channels: int = 3,
-        encoder_channels: list[int] | None = None,
-        decoder_channels: list[int] | None = None,
-        codebook_size: int = 512,
-        code_dim: int = 64,
-        beta: float = 0.25,
-        ema: bool = False,
-        ema_decay: float = 0.99,
-        l2_norm: bool = False,
-        restart_dead: bool = False,
-        dead_after: int = 100,
-        init_from_data: bool = True,
-        norm: str = "group",
-    ) -> None:
+    image_size: int = 64  # S
+    latent_size: int = 8  # L; S / L must be a power of 2
+    in_channels: int = 3
+    encoder_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])  # conv_in, then per block
+    decoder_channels: list[int] | None = None  # listed from the image side; None mirrors the encoder's
+    norm: str = "group"  # 'group' (VQGAN's GroupNorm) | 'channel' (per-position, no droplets)
+
+    def __post_init__(self) -> None:
+        self.encoder_channels = list(self.encoder_channels)
+        self.decoder_channels = list(self.decoder_channels or self.encoder_channels)
+
+
+class VQVAE(nn.Module):
+    """Encoder + vector quantizer + decoder. ``VQVAE(VQVAEConfig(...))`` or the config's fields as keywords;
+    a checkpoint stores ``as_dict(net.config)`` and rebuilds the same network with ``VQVAE(**config)``."""
+
+    def __init__(self, config: VQVAEConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
-        encoder_channels = list(encoder_channels or [32, 64, 64, 128])
-        decoder_channels = list(decoder_channels or encoder_channels)
-        self.config: dict[str, Any] = dict(
-            image_size=image_size,
-            latent_size=latent_size,
-            in_channels=in_channels,
-            encoder_channels=encoder_channels,
-            decoder_channels=decoder_channels,
-            codebook_size=codebook_size,
-            code_dim=code_dim,
-            beta=beta,
-            ema=ema,
-            ema_decay=ema_decay,
-            l2_norm=l2_norm,
-            restart_dead=restart_dead,
-            dead_after=dead_after,
-            init_from_data=init_from_data,
-            norm=norm,
-        )
-        n = num_downsamples(image_size, latent_size)
-        self.image_size = image_size
-        self.latent_size = latent_size
-        self.codebook_size = codebook_size
-        self.encoder = Encoder(in_channels, encoder_channels, n, code_dim, norm)
-        self.quantizer = VectorQuantizer(
-            codebook_size, code_dim, beta, ema, ema_decay, l2_norm, restart_dead, dead_after, init_from_data
-        )
-        self.decoder = Decoder(in_channels, decoder_channels, n, code_dim, norm)
+        c = self.config = config_of(VQVAEConfig, config, kwargs)
+        assert c.decoder_channels is not None
+        n = num_downsamples(c.image_size, c.latent_size)
+        self.image_size = c.image_size
+        self.latent_size = c.latent_size
+        self.codebook_size = c.codebook_size
+        self.encoder = Encoder(c.in_channels, c.encoder_channels, n, c.code_dim, c.norm)
+        quantizer = {f.name: getattr(c, f.name) for f in fields(QuantizerConfig)}
+        self.quantizer = VectorQuantizer(QuantizerConfig(**quantizer))
+        self.decoder = Decoder(c.in_channels, c.decoder_channels, n, c.code_dim, c.norm)
 
     @property
     def num_tokens(self) -> int:
