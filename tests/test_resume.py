@@ -81,6 +81,18 @@ def test_kill_9_in_mid_epoch_then_resume(
     assert set(range(2 * BATCHES)) <= train_steps  # the CSV holds the killed run's rows and continues after them
 
 
+def test_one_last_ckpt_holds_the_newest_step(make_cfg, tmp_path: Path) -> None:
+    """The epoch-end and the every-N-steps checkpoints share last.ckpt; Lightning would version the second
+    writer's file (last-v1.ckpt), leaving last.ckpt up to an epoch behind the mid-epoch saves."""
+    from tinymaskgit.train import train
+
+    run = tmp_path / "run"
+    # epochs of 7 batches: the epoch-end save (step 7) comes before the step save (step 10)
+    train(make_cfg("trainer.max_epochs=2", "callbacks.last_every_n_steps.every_n_train_steps=10", *TINY_VQ))
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert global_step(run / "checkpoints" / "last.ckpt") == 2 * BATCHES
+
+
 @pytest.mark.parametrize("stage", ["maskgit", "classifier"])
 def test_resume_from_last_for_every_stage(make_cfg, tokenizer_ckpt: Path, tmp_path: Path, stage: str) -> None:
     """Lightning loads a checkpoint with weights_only=True: the hparams must be plain lists and dicts."""
