@@ -313,7 +313,8 @@ def run_inpaint(
         steps, schedule, None, cfg_weight, "constant", temperature, precision, session.limits.max_steps
     )
     m = session.model
-    masked = torch.where(known, image, torch.zeros_like(image))[None]  # (1, 3, S, S): the hole is black
+    # (1, 3, S, S): the hole painted grey (128), as in the cat-faces lab's masked images
+    masked = torch.where(known, image, torch.full_like(image, 128))[None]
     t = time.perf_counter()
     res = inpaint(
         m,
