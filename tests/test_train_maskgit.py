@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,7 @@ def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
     assert torch.equal(m.net.state_dict()[name], saved[name])
 
 
-def test_time_bounded_run_decays_the_rate_by_the_clock(make_cfg, tokenizer_ckpt: Path) -> None:
+def test_time_bounded_run_decays_the_rate_by_the_clock(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
     # max_epochs=-1 with max_time has no step horizon: the cosine follows the time spent instead
     metrics = train(
         make_cfg(
@@ -130,4 +131,7 @@ def test_time_bounded_run_decays_the_rate_by_the_clock(make_cfg, tokenizer_ckpt:
     )
     peak = 4e-4
     assert metrics["global_step"] > 3
-    assert metrics["train/lr"] < 0.6 * peak  # most of the time was spent: well down the cosine
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    lrs = [float(r["train/lr/decay"]) for r in rows if r.get("train/lr/decay")]  # Lightning's LearningRateMonitor
+    assert len(lrs) == metrics["global_step"] and max(lrs) == pytest.approx(peak)
+    assert lrs[-1] < 0.6 * peak  # most of the time was spent: well down the cosine

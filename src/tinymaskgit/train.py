@@ -13,6 +13,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 
@@ -78,6 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, module, extra_callbacks = STAGES[stage](cfg)
     callbacks = instantiate_dict(cfg.get("callbacks")) + extra_callbacks
     loggers = instantiate_dict(cfg.get("logger"))
+    if loggers:  # the monitor refuses a Trainer without a logger (logger=none)
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
     extra: dict[str, Any] = {}
     if cfg.trainer.get("strategy") == "ddp" and getattr(module, "unused_parameters_early", False):
         extra["strategy"] = "ddp_find_unused_parameters_true"  # e.g. the discriminator before disc_start

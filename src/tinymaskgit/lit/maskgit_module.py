@@ -130,12 +130,11 @@ class MaskGITModule(L.LightningModule):
         no_decay: list[torch.nn.Parameter] = []
         for name, p in self.net.named_parameters():
             (decay if p.ndim >= 2 and "emb" not in name else no_decay).append(p)
-        opt = self.optimizer_factory(params=[{"params": decay}, {"params": no_decay, "weight_decay": 0.0}])
+        groups = [{"params": decay, "name": "decay"}, {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
+        opt = self.optimizer_factory(params=groups)
         sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, self.hparams.min_lr_ratio)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)  # type: ignore[union-attr]
+        # Lightning's LearningRateMonitor (added by train() when a logger is on) logs train/lr/<group>
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "train/lr"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[KEY] = {
