@@ -16,7 +16,9 @@ LAYERS = {
     **dict.fromkeys(["sampling", "metrics"], 1),  # algorithms
     "inference": 2,  # trained models from checkpoint files
     **dict.fromkeys(["lit", "callbacks", "loggers"], 3),  # training
-    **dict.fromkeys(["stages", "train", "sample", "inpaint", "evaluate", "sweep", "recipe", "cli", "config", "app"], 4),
+    **dict.fromkeys(
+        ["stages", "train", "sample", "inpaint", "evaluate", "sweep", "recipe", "cli", "config", "naming", "app"], 4
+    ),
 }
 NAMES = {0: "foundations", 1: "algorithms", 2: "inference", 3: "training", 4: "entry points"}
 

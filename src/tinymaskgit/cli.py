@@ -1,19 +1,16 @@
-"""Shared behaviour of the entry points: user errors become one line on stderr and exit status 2."""
+"""How an entry point runs: user errors become one line on stderr and exit status 2; the device; the output folder."""
 
 from __future__ import annotations
 
 import functools
 import sys
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 
 from tinymaskgit.errors import ConfigError, TinyMaskGITError
-from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 
 
 def user_error(exc: BaseException) -> TinyMaskGITError | None:
@@ -62,41 +59,3 @@ def prepare_out_dir(path: str | Path, overwrite: bool) -> Path:
         raise ConfigError(f"out_dir {out} already holds files; choose another out_dir or pass overwrite=true")
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def decode_settings(cfg: DictConfig) -> DecodeSettings:
-    """The sampler keys of an entry point's config (conf/sampler/*.yaml, schedule group), type-checked."""
-    values = {f.name: cfg[f.name] for f in fields(DecodeSettings) if f.name != "schedule" and f.name in cfg}
-    try:
-        return settings_from({**values, "schedule": cfg.schedule.name})
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def class_ids_from_names(wanted: list[str | int] | None, names: list[str]) -> list[int]:
-    """Class names (case-insensitive) or ids -> ids; None -> every class. Unknown ones list the valid names."""
-    if not names:
-        if wanted:
-            raise ConfigError("this model is unconditional (no classes); remove classes=... / class_id=...")
-        return []
-    if wanted is None:
-        return list(range(len(names)))
-    lookup = {n.lower(): i for i, n in enumerate(names)}
-    ids = []
-    for w in wanted:
-        if isinstance(w, int) or (isinstance(w, str) and w.isdigit()):
-            i = int(w)
-            if not 0 <= i < len(names):
-                raise ConfigError(f"class id {i} is out of range 0..{len(names) - 1}")
-            ids.append(i)
-        elif str(w).lower() in lookup:
-            ids.append(lookup[str(w).lower()])
-        else:
-            valid = ", ".join(names)
-            raise ConfigError(f"unknown class {w!r}; valid classes: {valid}")
-    return ids
-
-
-def slug(name: str) -> str:
-    """A file-name-safe version of a class name."""
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "class"

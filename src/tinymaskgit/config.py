@@ -1,7 +1,9 @@
-"""Checks of config values made before anything runs, each failing with one line that names the key."""
+"""Checks of config values made before anything runs, each failing with one line that names the key; the
+sampler settings of an entry point's config."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -9,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.models.blocks import NORMS
 from tinymaskgit.models.vqvae import num_downsamples
+from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -61,3 +64,12 @@ def validate(cfg: DictConfig) -> None:
     model_image = _get(cfg, "model.vqvae.image_size")
     if image is not None and model_image is not None and image != model_image:
         raise ConfigError(f"model.vqvae.image_size={model_image} differs from data.image_size={image}")
+
+
+def decode_settings(cfg: DictConfig) -> DecodeSettings:
+    """The sampler keys of an entry point's config (conf/sampler/*.yaml, schedule group), type-checked."""
+    values = {f.name: cfg[f.name] for f in fields(DecodeSettings) if f.name != "schedule" and f.name in cfg}
+    try:
+        return settings_from({**values, "schedule": cfg.schedule.name})
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

@@ -27,8 +27,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from tinymaskgit.cache import hash_file
-from tinymaskgit.cli import decode_settings, friendly_errors, prepare_out_dir, resolve_device
-from tinymaskgit.config import require_positive_int
+from tinymaskgit.cli import friendly_errors, prepare_out_dir, resolve_device
+from tinymaskgit.config import decode_settings, require_positive_int
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.inference import classifier_backend, load_maskgit, load_tokenizer, read_checkpoint
@@ -98,7 +98,7 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
 
 def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], folder: Path) -> None:
     """Write each (3, S, S) uint8 image to ``folder/<class>/<class>_NNNN.png`` (NNNN counts within the class)."""
-    from tinymaskgit.cli import slug
+    from tinymaskgit.naming import slug
     from tinymaskgit.pictures import save_png
 
     seen: dict[int, int] = {}

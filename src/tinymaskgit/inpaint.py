@@ -16,18 +16,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from tinymaskgit.cli import (
-    class_ids_from_names,
-    decode_settings,
-    friendly_errors,
-    prepare_out_dir,
-    resolve_device,
-)
-from tinymaskgit.config import require_positive_int
+from tinymaskgit.cli import friendly_errors, prepare_out_dir, resolve_device
+from tinymaskgit.config import decode_settings, require_positive_int
 from tinymaskgit.data.base import InpaintSet
 from tinymaskgit.data.cat_faces import load_inpaint_pairs
 from tinymaskgit.errors import ConfigError, DataError
 from tinymaskgit.inference import load_maskgit
+from tinymaskgit.naming import class_ids_from_names
 from tinymaskgit.pictures import save_png, save_step_strip, step_frames
 from tinymaskgit.sampling.generate import inpaint as inpaint_images
 

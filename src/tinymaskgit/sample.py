@@ -13,17 +13,11 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from tinymaskgit.cli import (
-    class_ids_from_names,
-    decode_settings,
-    friendly_errors,
-    prepare_out_dir,
-    resolve_device,
-    slug,
-)
-from tinymaskgit.config import require_positive_int
+from tinymaskgit.cli import friendly_errors, prepare_out_dir, resolve_device
+from tinymaskgit.config import decode_settings, require_positive_int
 from tinymaskgit.data.images import to_float
 from tinymaskgit.inference import load_maskgit
+from tinymaskgit.naming import class_ids_from_names, slug
 from tinymaskgit.pictures import save_grid, save_png, save_step_strip, step_frames
 from tinymaskgit.sampling.generate import generate
 
