@@ -34,7 +34,12 @@ FIRST_SHIPPED = {
         "hydra.initialize_config_dir": "1.1.0",
         "hydra.core.global_hydra.GlobalHydra": "1.0.0",
     },
-    "omegaconf": {"omegaconf.DictConfig": "2.0.0", "omegaconf.OmegaConf": "2.0.0", "omegaconf.open_dict": "2.0.0"},
+    "omegaconf": {
+        "omegaconf.DictConfig": "2.0.0",
+        "omegaconf.OmegaConf": "2.0.0",
+        "omegaconf.open_dict": "2.0.0",
+        "omegaconf.errors.OmegaConfBaseException": "2.0.0",  # its full_key and OmegaConf.to_object: 2.1
+    },
 }
 MODULE_OF = {"lightning": "lightning", "torchmetrics": "torchmetrics", "hydra": "hydra-core", "omegaconf": "omegaconf"}
 
