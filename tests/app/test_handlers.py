@@ -19,6 +19,8 @@ from tinymaskgit.errors import ConfigError, DataError
 from tinymaskgit.sample import sample
 
 ARGS = dict(steps=4, schedule="arccos", sweet_spot=0, cfg_weight=1.0, cfg_schedule="constant", temperature=4.5)
+SETTINGS = h.page_settings(ARGS, max_steps=8)
+INPAINT = h.page_settings(dict(steps=4, schedule="arccos", cfg_weight=0.0, temperature=4.5), max_steps=8)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,7 @@ def test_session_offers_the_checkpoints_classes_and_test_images(session: h.Sessi
 def test_generate_gives_the_same_images_as_the_sample_cli(
     session: h.Session, maskgit_ckpt: Path, tmp_path: Path
 ) -> None:
-    r = h.run_generate(session, "yellow ring", 3, seed=7, trace=2, **ARGS)
+    r = h.run_generate(session, "yellow ring", 3, SETTINGS, seed=7, trace=2)
     assert r.images.shape == (3, 3, 64, 64) and r.grid.shape == (68, 200, 3)
     assert r.strip.shape[2] == 3 and r.strip.shape[1] == 4 * 66 + 2 and r.gif.is_file()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -57,20 +59,20 @@ def test_generate_gives_the_same_images_as_the_sample_cli(
     files = sample(cfg)["files"]
     cli = torch.stack([torch.from_numpy(np.asarray(Image.open(f))).permute(2, 0, 1) for f in files])
     assert torch.equal(cli, r.images)
-    again = h.run_generate(session, "yellow ring", 3, seed=7, trace=0, **ARGS)
-    other = h.run_generate(session, "yellow ring", 3, seed=8, trace=0, **ARGS)
+    again = h.run_generate(session, "yellow ring", 3, SETTINGS, seed=7, trace=0)
+    other = h.run_generate(session, "yellow ring", 3, SETTINGS, seed=8, trace=0)
     assert torch.equal(again.images, r.images) and not torch.equal(other.images, r.images)
 
 
 def test_generate_refuses_requests_beyond_the_limits(session: h.Session) -> None:
     with pytest.raises(ConfigError, match="limits.max_samples"):
-        h.run_generate(session, "red disc", 7, seed=0, **ARGS)
+        h.run_generate(session, "red disc", 7, SETTINGS, seed=0)
     with pytest.raises(ConfigError, match="limits.max_steps"):
-        h.run_generate(session, "red disc", 2, seed=0, **{**ARGS, "steps": 9})
+        h.page_settings({**ARGS, "steps": 9}, max_steps=8)
     with pytest.raises(ConfigError, match="unknown class 'zebra'"):
-        h.run_generate(session, "zebra", 2, seed=0, **ARGS)
+        h.run_generate(session, "zebra", 2, SETTINGS, seed=0)
     with pytest.raises(ConfigError, match="sweet_spot"):
-        h.run_generate(session, "red disc", 2, seed=0, **{**ARGS, "sweet_spot": 6})
+        h.page_settings({**ARGS, "sweet_spot": 6}, max_steps=8)
 
 
 def painted_canvas(image: torch.Tensor, rows: slice, cols: slice) -> dict:
@@ -97,16 +99,16 @@ def test_canvas_round_trip_and_the_painted_hole(session: h.Session) -> None:
 def test_inpaint_keeps_the_known_pixels_and_obeys_the_seed(session: h.Session) -> None:
     image = session.gallery[1]
     img, known = h.from_canvas(painted_canvas(image, slice(64, 160), slice(64, 160)), 64)
-    r = h.run_inpaint(session, img, known, steps=4, schedule="arccos", cfg_weight=0.0, temperature=4.5, seed=3)
+    r = h.run_inpaint(session, img, known, INPAINT, seed=3)
     result = torch.from_numpy(r.result).permute(2, 0, 1)
     assert result.shape == (3, 64, 64)
     assert torch.equal(result[known.expand(3, -1, -1)], image[known.expand(3, -1, -1)])
     assert r.unknown_tokens == 9 and r.png.is_file()  # rows/cols 16..39 cover 3 x 3 patches of 8 pixels
     assert (r.token_mask == 0).all(-1).sum() == 9 * 64  # the generated tokens are drawn black
-    again = h.run_inpaint(session, img, known, steps=4, schedule="arccos", cfg_weight=0.0, temperature=4.5, seed=3)
+    again = h.run_inpaint(session, img, known, INPAINT, seed=3)
     assert np.array_equal(again.result, r.result)
     with pytest.raises(DataError, match="the mask is empty"):
-        h.run_inpaint(session, img, torch.ones_like(known), 4, "arccos", 0.0, 4.5, 0)
+        h.run_inpaint(session, img, torch.ones_like(known), INPAINT, 0)
 
 
 def test_uploads_are_fitted_to_the_model_size_and_bad_files_get_a_message(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,22 +56,12 @@ __all__ = [
 ]
 
 
-def page_settings(
-    steps: int,
-    schedule: str,
-    sweet_spot: int | None,
-    cfg_weight: float,
-    cfg_schedule: str,
-    temperature: float,
-    precision: str,
-    max_steps: int,
-) -> DecodeSettings:
-    """The page's sampler widgets -> validated DecodeSettings (a sweet spot of 0 or None is off)."""
-    steps = int(steps)
+def page_settings(values: dict[str, Any], max_steps: int) -> DecodeSettings:
+    """The page's sampler widgets -> type-checked DecodeSettings (a sweet spot of 0 is off), T bounded."""
+    values = {**values, "sweet_spot": values.get("sweet_spot") or None}
+    steps = int(values.get("steps", 8))
     if not 1 <= steps <= max_steps:
         raise ConfigError(f"steps must be between 1 and {max_steps} on this page (limits.max_steps), got {steps}")
-    values = dict(schedule=schedule, steps=steps, sweet_spot=int(sweet_spot) if sweet_spot else None)
-    values.update(cfg_weight=cfg_weight, cfg_schedule=cfg_schedule, temperature=temperature, precision=precision)
     try:
         return settings_from(values)
     except ValueError as e:
@@ -103,18 +94,7 @@ class Generated:
 
 
 def run_generate(
-    session: Session,
-    class_name: str | None,
-    n: int,
-    steps: int,
-    schedule: str,
-    sweet_spot: int | None,
-    cfg_weight: float,
-    cfg_schedule: str,
-    temperature: float,
-    seed: int,
-    precision: str = "32",
-    trace: int = 0,
+    session: Session, class_name: str | None, n: int, settings: DecodeSettings, seed: int, trace: int = 0
 ) -> Generated:
     """Sample ``n`` images as ``python -m tinymaskgit.sample`` does (same seed and settings, same images)."""
     n = int(n)
@@ -122,9 +102,6 @@ def run_generate(
         raise ConfigError(f"samples must be between 1 and {session.limits.max_samples} (limits.max_samples), got {n}")
     if not 0 <= int(trace) < n:
         raise ConfigError(f"the traced sample must be between 0 and {n - 1}, got {trace}")
-    settings = page_settings(
-        steps, schedule, sweet_spot, cfg_weight, cfg_schedule, temperature, precision, session.limits.max_steps
-    )
     m = session.model
     t = time.perf_counter()
     res = generate(m, class_ids_for(m, class_name, n), n, settings, 64, int(seed), [int(trace)])
@@ -152,23 +129,16 @@ def run_inpaint(
     session: Session,
     image: torch.Tensor,
     known: torch.Tensor,
-    steps: int,
-    schedule: str,
-    cfg_weight: float,
-    temperature: float,
+    settings: DecodeSettings,
     seed: int,
     class_name: str | None = None,
     mask_threshold: float = 0.0,
-    precision: str = "32",
 ) -> Inpainted:
     """Complete ``image`` (3, S, S) uint8 where ``known`` (1, S, S) is False, as ``python -m tinymaskgit.inpaint``."""
     if known.all():
         raise DataError("the mask is empty: paint the part of the image to regenerate with the brush")
     if not 0 <= float(mask_threshold) < 1:
         raise ConfigError(f"mask_threshold must be in [0, 1), got {mask_threshold}")
-    settings = page_settings(
-        steps, schedule, None, cfg_weight, "constant", temperature, precision, session.limits.max_steps
-    )
     m = session.model
     # (1, 3, S, S): the hole painted grey (128), as in the cat-faces lab's masked images
     masked = torch.where(known, image, torch.full_like(image, 128))[None]

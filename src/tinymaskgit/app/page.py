@@ -81,7 +81,9 @@ def generate_tab(s: h.Session) -> None:
 
     @shown
     def on_generate(cls_, n_, steps, schedule, sweet_, cfg_w, ramp_, temp, seed, precision, trace_):
-        r = h.run_generate(s, cls_, n_, steps, schedule, sweet_, cfg_w, ramp_, temp, seed, precision, int(trace_))
+        values = dict(steps=steps, schedule=schedule, sweet_spot=sweet_, cfg_weight=cfg_w, cfg_schedule=ramp_)
+        values.update(temperature=temp, precision=precision)
+        r = h.run_generate(s, cls_, n_, h.page_settings(values, limits.max_steps), seed, int(trace_))
         text = f"{len(r.images)} samples of **{cls_}** in {r.seconds:.2f} s (seed {int(seed)}, T = {int(steps)})"
         return h.enlarge(r.grid, 2), text, str(r.gif), r.strip
 
@@ -168,7 +170,8 @@ def inpaint_tab(s: h.Session) -> None:
     @shown
     def on_inpaint(value, cls_, steps, schedule, cfg_w, temp, seed, precision, thr):
         image, known = h.from_canvas(value, s.size)
-        r = h.run_inpaint(s, image, known, steps, schedule, cfg_w, temp, seed, cls_, thr, precision)
+        values = dict(steps=steps, schedule=schedule, cfg_weight=cfg_w, temperature=temp, precision=precision)
+        r = h.run_inpaint(s, image, known, h.page_settings(values, limits.max_steps), seed, cls_, thr)
         text = f"{r.unknown_tokens} of {s.model.net.num_tokens} tokens generated in {r.seconds:.2f} s"
         big = h.enlarge
         return (

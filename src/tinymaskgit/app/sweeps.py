@@ -9,6 +9,7 @@ from typing import Any
 
 from tinymaskgit.app.session import Limits, Session, run_config
 from tinymaskgit.errors import ConfigError, DataError
+from tinymaskgit.sweep import COLUMNS
 
 
 def newest_sweep(log_dir: Path) -> Path | None:
@@ -27,18 +28,7 @@ def read_sweep(folder: str | Path) -> tuple[list[str], list[list[Any]], Path | N
         raise DataError(f"{d} holds no fid_sweep.csv; give the folder of a `make fid-sweep` run (its sweep dir)")
     with table.open() as f:
         rows = list(csv.DictReader(f))
-    columns = [
-        "schedule",
-        "steps",
-        "sweet_spot",
-        "cfg_weight",
-        "metric",
-        "value",
-        "kid",
-        "class_acc",
-        "n_fake",
-        "wall_s",
-    ]
+    columns = [*COLUMNS[: COLUMNS.index("wall_s") + 1], "temperature"]  # settings and scores, not provenance
     rows.sort(key=lambda r: float(r["value"]) if r.get("value") else float("inf"))
     plot = d / "fid_sweep.png"
     return columns, [[shown_value(c, r.get(c, "")) for c in columns] for r in rows], plot if plot.is_file() else None
