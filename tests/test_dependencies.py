@@ -26,7 +26,11 @@ FIRST_SHIPPED = {
         "lightning.pytorch.utilities.rank_zero_info": "2.0.0",
         "lightning.pytorch.utilities.rank_zero_only": "2.0.0",
     },
-    "torchmetrics": {"torchmetrics.image.fid.NoTrainInceptionV3": "1.3.0"},  # feature_extractor_weights_path
+    "torchmetrics": {
+        "torchmetrics.image.fid.NoTrainInceptionV3": "1.3.0",  # feature_extractor_weights_path
+        "torchmetrics.classification.MulticlassAccuracy": "0.11.0",
+        "torchmetrics.functional.image.peak_signal_noise_ratio": "0.11.0",
+    },
     "hydra-core": {
         "hydra.utils.instantiate": "1.0.0",
         "hydra.experimental.callback.Callback": "1.1.0",

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
 
 from tinymaskgit.inference import KEY
 from tinymaskgit.lit.lr_schedule import run_schedule
@@ -33,20 +34,20 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
+        # exact accuracy over the epoch (and over processes under DDP), not a mean of batch means
+        k = net.config.num_classes
+        self.train_acc = MulticlassAccuracy(num_classes=k, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=k, average="micro")
 
     def _common_step(self, batch: Batch, stage: str) -> torch.Tensor:
         x, y = batch
         logits = self.net(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
-        acc = (logits.argmax(-1) == y).float().mean()
-        self.log_dict(
-            {f"{stage}/loss": loss, f"{stage}/acc": acc},
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=len(x),
-        )
+        acc = self.train_acc if stage == "train" else self.val_acc
+        acc(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        self.log(f"{stage}/acc", acc, on_step=on_step, on_epoch=True, prog_bar=True)
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
