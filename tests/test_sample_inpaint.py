@@ -61,6 +61,20 @@ def test_sample_writes_pngs_grids_and_strips(entry_cfg, maskgit_ckpt: Path, tmp_
     with Image.open(out / "steps" / "red_disc_0000.gif") as gif:
         assert gif.n_frames >= 4
     assert len(res["files"]) == 6
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (3 * 66 + 2, 2 * 66 + 2)  # a row per class
+
+
+def test_overview_grid_shows_the_first_eight_of_each_class(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
+    sample(entry_cfg("sample", f"ckpt={maskgit_ckpt}", "classes=[0,1]", "n_per_class=10", "steps=2"))
+    out = tmp_path / "out"
+    with Image.open(out / "grid.png") as grid:
+        assert grid.size == (8 * 66 + 2, 2 * 66 + 2)
+        cell = np.asarray(grid)[68:132, 2:66]  # row 2, column 1: the first sample of the second class
+    first = np.asarray(Image.open(out / "green_square" / "green_square_0000.png"))
+    assert np.abs(cell.astype(int) - first.astype(int)).max() <= 1  # save_grid goes through [0, 1] floats
+    with Image.open(out / "grid_red_disc.png") as every:
+        assert every.size == (8 * 66 + 2, 2 * 66 + 2)  # all 10 of the class, 8 a row
 
 
 def test_same_seed_same_pngs(entry_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:

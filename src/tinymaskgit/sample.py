@@ -1,8 +1,8 @@
 """Generate images per class: ``python -m tinymaskgit.sample ckpt=... classes=[teapot,goldfish] n_per_class=16``.
 
 Writes ``<out_dir>/<class>/<class>_NNNN.png`` (one lossless PNG per sample), ``grid_<class>.png`` per class,
-``grid.png`` (a row per class) and, for the first ``step_pictures`` samples of each class, a strip of every
-decoding step with an animated GIF under ``steps/``.
+``grid.png`` (a row of the first 8 per class) and, for the first ``step_pictures`` samples of each class, a
+strip of every decoding step with an animated GIF under ``steps/``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def sample(cfg: DictConfig) -> dict[str, object]:
             save_png(res.images[g * per + j], path)
             files.append(path)
         save_grid(to_float(res.images[g * per : (g + 1) * per]), out / f"grid_{slug(name)}.png", nrow=min(per, 8))
-    save_grid(to_float(res.images), out / "grid.png", nrow=per)
+    cols = min(per, 8)  # grid.png: the first 8 samples of each class, a row per class (all in grid_<class>.png)
+    firsts = res.images.view(len(groups), per, *res.images.shape[1:])[:, :cols].flatten(0, 1)
+    save_grid(to_float(firsts), out / "grid.png", nrow=cols)
     strips = []
     for t, masks, images in zip(trace, res.step_masks, res.step_images):
         g, j = divmod(t, per)
