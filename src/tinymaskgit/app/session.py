@@ -31,7 +31,10 @@ def newest_checkpoint(log_dir: Path, stage: str) -> Path | None:
         return None
     found = sorted(log_dir.rglob("checkpoints/*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     preferred = "best.ckpt" if stage == "classifier" else "last.ckpt"
-    found.sort(key=lambda p: p.name != preferred)  # stable: newest preferred file first
+    # stable sorts: files under a folder named after the stage first (the demo's and recipes' layout), the
+    # preferred name first among those; each candidate is still read to check its stage
+    found.sort(key=lambda p: p.name != preferred)
+    found.sort(key=lambda p: stage not in p.parts)
     for path in found:
         try:
             read_checkpoint(path, expect_stage=stage)
