@@ -75,7 +75,9 @@ def natural_size(page, selector: str) -> list[int]:
     return page.eval_on_selector(selector, "e => [e.naturalWidth, e.naturalHeight]")
 
 
-def drive(url: str, shots: Path, junk: Path | None = None, run_sweep: bool = False) -> dict[str, object]:
+def drive(
+    url: str, shots: Path, junk: Path | None = None, run_sweep: bool = False, class_name: str | None = None
+) -> dict[str, object]:
     """Click through the three tabs as a user would; screenshots of each into ``shots``; returns what was seen."""
     from playwright.sync_api import sync_playwright
 
@@ -86,17 +88,24 @@ def drive(url: str, shots: Path, junk: Path | None = None, run_sweep: bool = Fal
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(120_000)
         page.goto(url)
-        # Generate: the default class and settings
+        # Generate: the default settings, the first class unless one is named
+        if class_name:
+            box = page.get_by_label("class", exact=True).first
+            box.click()
+            box.fill(class_name)
+            page.keyboard.press("Enter")
         page.click("#generate-btn")
         page.wait_for_selector("#gen-grid img")
         page.wait_for_function("document.querySelector('#gen-info').innerText.includes('samples of')")
         seen["grid"] = natural_size(page, "#gen-grid img")
         seen["gen_info"] = page.inner_text("#gen-info")
-        page.screenshot(path=str(shots / "app_generate.png"))
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shots / "app_generate.png"), full_page=True)
         # Inpaint: pick a test image, paint a stroke across its middle, run
         page.get_by_role("tab", name="Inpaint").click()
         page.locator("#inp-gallery img").nth(1).click()
         page.wait_for_function("document.querySelector('#inp-note').innerText.includes('test image')")
+        page.locator("#inp-editor").scroll_into_view_if_needed()  # the mouse paints only inside the viewport
         box = page.locator("#inp-editor canvas").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.mouse.move(cx - 50, cy)
@@ -105,7 +114,9 @@ def drive(url: str, shots: Path, junk: Path | None = None, run_sweep: bool = Fal
             page.mouse.move(cx - 50 + 5 * i, cy + (i % 4) * 6)
         page.mouse.up()
         page.click("#inpaint-btn")
-        page.wait_for_selector("#inp-result img")
+        page.wait_for_selector("#inp-result img, .toast-body")
+        if page.locator(".toast-body").count():  # an error message instead of a result
+            raise AssertionError(f"inpaint showed an error: {page.locator('.toast-body').first.inner_text()}")
         page.wait_for_function("document.querySelector('#inp-info').innerText.includes('tokens generated')")
         seen["result"] = natural_size(page, "#inp-result img")
         seen["inp_info"] = page.inner_text("#inp-info")
@@ -188,8 +199,9 @@ def main() -> None:
     p.add_argument("--url", default="http://127.0.0.1:7860/")
     p.add_argument("--out", type=Path, default=Path("docs/images"))
     p.add_argument("--run-sweep", action="store_true")
+    p.add_argument("--class-name", default=None, help="the class to generate (default: the first)")
     a = p.parse_args()
-    print(drive(a.url, a.out, run_sweep=a.run_sweep))
+    print(drive(a.url, a.out, run_sweep=a.run_sweep, class_name=a.class_name))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from tinymaskgit.cli import friendly_errors, resolve_device
-from tinymaskgit.config import require_positive_int
+from tinymaskgit.config import decode_settings, require_positive_int
 from tinymaskgit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def serve(cfg: DictConfig, block: bool = True) -> object:
     if ckpt is not None:
         log.info("loading %s", ckpt)
         session = h.Session.load(ckpt, resolve_device(cfg.device), limits, Path(cfg.out_dir))
+        session.defaults, session.seed = decode_settings(cfg), int(cfg.seed)
     else:
         log.warning("no stage-2 checkpoint under %s; the page says how to train one", log_dir)
     clf = Path(cfg.classifier_ckpt).expanduser() if cfg.classifier_ckpt else h.newest_checkpoint(log_dir, "classifier")

@@ -48,15 +48,16 @@ def no_model_page(log_dir: Path) -> gr.Blocks:
     return page
 
 
-def sampler_widgets(limits: h.Limits, steps: int = 8) -> dict[str, Any]:
-    """The decoding settings shared by the Generate and Inpaint tabs."""
+def sampler_widgets(s: h.Session) -> dict[str, Any]:
+    """The decoding settings shared by the Generate and Inpaint tabs, starting at the page's config values."""
+    d = s.defaults
     return {
-        "steps": gr.Slider(1, limits.max_steps, value=steps, step=1, label="steps T"),
-        "schedule": gr.Dropdown(sorted(SCHEDULES), value="arccos", label="mask schedule"),
-        "cfg_weight": gr.Slider(0.0, 10.0, value=1.0, step=0.5, label="CFG weight w"),
-        "temperature": gr.Slider(0.0, 10.0, value=4.5, step=0.5, label="Gumbel temperature"),
-        "seed": gr.Number(0, precision=0, label="seed"),
-        "precision": gr.Radio(["32", "bf16"], value="32", label="precision"),
+        "steps": gr.Slider(1, s.limits.max_steps, value=min(d.steps, s.limits.max_steps), step=1, label="steps T"),
+        "schedule": gr.Dropdown(sorted(SCHEDULES), value=d.schedule, label="mask schedule"),
+        "cfg_weight": gr.Slider(0.0, 10.0, value=d.cfg_weight, step=0.5, label="CFG weight w"),
+        "temperature": gr.Slider(0.0, 10.0, value=d.temperature, step=0.5, label="Gumbel temperature"),
+        "seed": gr.Number(s.seed, precision=0, label="seed"),
+        "precision": gr.Radio(["32", "bf16"], value=str(d.precision), label="precision"),
     }
 
 
@@ -66,9 +67,9 @@ def generate_tab(s: h.Session) -> None:
         with gr.Column(scale=1):
             cls = gr.Dropdown(s.class_choices, value=s.class_choices[0], label="class")
             n = gr.Slider(1, limits.max_samples, value=min(16, limits.max_samples), step=1, label="samples")
-            w = sampler_widgets(limits)
-            sweet = gr.Number(0, precision=0, label="sweet spot t (0: off)")
-            ramp = gr.Radio(["constant", "linear"], value="constant", label="CFG ramp")
+            w = sampler_widgets(s)
+            sweet = gr.Number(s.defaults.sweet_spot or 0, precision=0, label="sweet spot t (0: off)")
+            ramp = gr.Radio(["constant", "linear"], value=s.defaults.cfg_schedule, label="CFG ramp")
             trace = gr.Number(0, precision=0, label="sample whose steps are shown")
             go = gr.Button("Generate", variant="primary", elem_id="generate-btn")
         with gr.Column(scale=2):
@@ -138,8 +139,9 @@ def inpaint_tab(s: h.Session) -> None:
                 elem_id="inp-editor",
             )
         with gr.Column(scale=1):
-            cls = gr.Dropdown(s.class_choices, value=s.class_choices[0], label="class (guidance)")
-            w = sampler_widgets(limits, steps=8)
+            choices = list(dict.fromkeys([h.UNCONDITIONAL, *s.class_choices]))  # the null class first, as the CLI
+            cls = gr.Dropdown(choices, value=h.UNCONDITIONAL, label="class (guidance)")
+            w = sampler_widgets(s)
             threshold = gr.Slider(0.0, 0.95, value=0.0, step=0.05, label="mask_threshold (token unknown above)")
             go = gr.Button("Inpaint", variant="primary", elem_id="inpaint-btn")
             info = gr.Markdown(elem_id="inp-info")

@@ -10,6 +10,7 @@ import torch
 
 from tinymaskgit.errors import CheckpointError, TinyMaskGITError
 from tinymaskgit.inference import MaskGIT, load_maskgit, read_checkpoint
+from tinymaskgit.sampling.decode import DecodeSettings
 
 UNCONDITIONAL = "unconditional"  # the class choice of a class-free model
 
@@ -89,6 +90,8 @@ class Session:
     gallery: torch.Tensor = field(default_factory=lambda: torch.empty(0, 3, 0, 0, dtype=torch.uint8))
     captions: list[str] = field(default_factory=list)
     gallery_note: str = ""
+    defaults: DecodeSettings = field(default_factory=DecodeSettings)  # the widgets' first values (conf/sampler)
+    seed: int = 0
 
     @classmethod
     def load(cls, ckpt: str | Path, device: str | torch.device, limits: Limits, out_dir: Path) -> Session:
