@@ -19,6 +19,7 @@ FIRST_SHIPPED = {
         "lightning.pytorch.callbacks.EMAWeightAveraging": "2.6.0",
         "lightning.pytorch.callbacks.Timer": "2.0.0",
         "lightning.pytorch.callbacks.LearningRateMonitor": "2.0.0",
+        "lightning.pytorch.callbacks.ModelCheckpoint": "2.0.0",
         "lightning.pytorch.loggers.CSVLogger": "2.0.0",
         "lightning.pytorch.loggers.WandbLogger": "2.0.0",
         "lightning.pytorch.loggers.csv_logs.ExperimentWriter": "2.0.0",
