@@ -67,6 +67,13 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
     )
 
 
+def python_output(code: str, timeout: float = 120) -> str:
+    """The stripped stdout of ``python -c code`` in a fresh interpreter (which must exit with 0)."""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout.strip()
+
+
 def compose_small(generated_root: Path, run_root: Path, *overrides: str) -> DictConfig:
     """compose() for session fixtures, which cannot use the function-scoped ``make_cfg``."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import python_output
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tinymaskgit"
 # rank of each top-level module or package of tinymaskgit: it may import ranks <= its own
@@ -63,6 +63,4 @@ def test_sampling_and_evaluating_a_checkpoint_needs_neither_lightning_nor_hydra(
         "tinymaskgit.metrics.features, tinymaskgit.pictures; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'hydra')))"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
