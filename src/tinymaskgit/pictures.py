@@ -45,11 +45,12 @@ def step_frames(masks: list[torch.Tensor], images: torch.Tensor) -> torch.Tensor
     return torch.stack([torch.cat([mask_image(m, size), sep, img], dim=1) for m, img in zip(masks, images)])
 
 
-def save_step_strip(frames: torch.Tensor, path: Path) -> None:
-    """Save the frames side by side (one column per step) as a PNG, and as an animated GIF beside it."""
+def save_step_strip(frames: torch.Tensor, path: Path) -> torch.Tensor:
+    """Save the frames side by side (one column per step) as a PNG, and as an animated GIF beside it; returns
+    the strip as written, (3, H, W) uint8."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0, normalize=False)
-    save_png(to_uint8(grid), path)
+    strip = to_uint8(make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0, normalize=False))
+    save_png(strip, path)
     gif = [
         Image.fromarray(to_uint8(f).permute(1, 2, 0).numpy()).resize(
             (f.shape[-1] * 3, f.shape[-2] * 3), Image.Resampling.NEAREST
@@ -61,3 +62,4 @@ def save_step_strip(frames: torch.Tensor, path: Path) -> None:
         path.with_suffix(".gif"),
         lambda tmp: gif[0].save(tmp, format="GIF", save_all=True, append_images=gif[1:], duration=400, loop=0),
     )
+    return strip

@@ -62,7 +62,7 @@ def read_upload(path: str | Path, size: int) -> tuple[torch.Tensor, str]:
 
 def canvas(image: torch.Tensor) -> dict[str, Any]:
     """A (3, S, S) uint8 image as the painting canvas's value: shown at D x S with nearest-neighbour pixels."""
-    big = image.repeat_interleave(DISPLAY, 1).repeat_interleave(DISPLAY, 2).permute(1, 2, 0).numpy()  # (D*S, D*S, 3)
+    big = enlarge(image.permute(1, 2, 0).numpy())  # (D*S, D*S, 3)
     return {"background": big, "layers": [], "composite": big}
 
 

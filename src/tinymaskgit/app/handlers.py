@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from tinymaskgit.app.canvas import DISPLAY, as_hwc, canvas, enlarge, fit_picture, from_canvas, read_upload
 from tinymaskgit.app.session import UNCONDITIONAL, Limits, Session, newest_checkpoint, run_config, test_images
@@ -76,12 +75,14 @@ def class_ids_for(m: MaskGIT, class_name: str | None, n: int) -> torch.Tensor | 
 
 
 def write_steps(masks: list[torch.Tensor], images: torch.Tensor, path: Path) -> tuple[np.ndarray, Path]:
-    """The decoding-step strip as an (H, W, 3) array, and the animated GIF written beside its PNG."""
-    frames = step_frames(masks, images)
-    save_step_strip(frames, path)
-    return to_uint8(make_grid(frames.clamp(-1, 1), nrow=len(frames), padding=2, pad_value=1.0)).permute(
-        1, 2, 0
-    ).numpy(), path.with_suffix(".gif")
+    """The decoding-step strip as written to ``path``, as an (H, W, 3) array, and the animated GIF beside it."""
+    strip = save_step_strip(step_frames(masks, images), path)
+    return strip.permute(1, 2, 0).numpy(), path.with_suffix(".gif")
+
+
+def stamp() -> str:
+    """A file-name stamp unique within the page's run: time of day and microseconds."""
+    return time.strftime("%H%M%S") + f"_{time.perf_counter_ns() // 1000 % 10**6:06d}"
 
 
 @dataclass
@@ -106,10 +107,8 @@ def run_generate(
     t = time.perf_counter()
     res = generate(m, class_ids_for(m, class_name, n), n, settings, 64, int(seed), [int(trace)])
     seconds = time.perf_counter() - t
-    stamp = time.strftime("%H%M%S") + f"_{time.perf_counter_ns() % 10**6:06d}"
-    strip, gif = write_steps(
-        res.step_masks[0], res.step_images[0], session.out_dir / "generate" / f"{slug(class_name or 'x')}_{stamp}.png"
-    )
+    name = f"{slug(class_name or 'x')}_{stamp()}.png"
+    strip, gif = write_steps(res.step_masks[0], res.step_images[0], session.out_dir / "generate" / name)
     return Generated(as_hwc(res.images, min(n, 8)), res.images, strip, gif, seconds)
 
 
@@ -158,12 +157,10 @@ def run_inpaint(
     seconds = time.perf_counter() - t
     unknown = token_mask(known[None], m.tokenizer.latent_size, float(mask_threshold))[0]  # (N,)
     side = m.tokenizer.latent_size
-    stamp = time.strftime("%H%M%S") + f"_{time.perf_counter_ns() % 10**6:06d}"
-    folder = session.out_dir / "inpaint"
-    strip, gif = write_steps(res.step_masks[0], res.step_images[0], folder / f"steps_{stamp}.png")
-    png = folder / f"inpainted_{stamp}.png"
+    folder, when = session.out_dir / "inpaint", stamp()
+    strip, gif = write_steps(res.step_masks[0], res.step_images[0], folder / f"steps_{when}.png")
+    png = folder / f"inpainted_{when}.png"
     save_png(res.images[0], png)
-    grey = torch.where(known, image, torch.full_like(image, 128))
     tokens = to_uint8(mask_image(unknown.view(side, side), session.size))
     hwc = lambda x: x.permute(1, 2, 0).numpy()  # noqa: E731
-    return Inpainted(hwc(grey), hwc(tokens), strip, gif, hwc(res.images[0]), png, seconds, int(unknown.sum()))
+    return Inpainted(hwc(masked[0]), hwc(tokens), strip, gif, hwc(res.images[0]), png, seconds, int(unknown.sum()))
