@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 import hydra
@@ -28,16 +29,9 @@ def serve(cfg: DictConfig, block: bool = True) -> object:
     from tinymaskgit.app import handlers as h
     from tinymaskgit.app.page import CSS, build
 
-    for key in (
-        "limits.max_samples",
-        "limits.max_steps",
-        "limits.gallery",
-        "limits.sweep_max_runs",
-        "limits.sweep_max_per_class",
-        "concurrency",
-        "port",
-    ):
+    for key in [*(f"limits.{f.name}" for f in fields(h.Limits)), "concurrency", "port"]:
         require_positive_int(cfg, key)
+    defaults = decode_settings(cfg)  # a bad sampler value stops here, before the model is loaded
     limits = h.Limits(**cfg.limits)
     log_dir = Path(cfg.log_dir).expanduser()
     ckpt = Path(cfg.ckpt).expanduser() if cfg.ckpt else h.newest_checkpoint(log_dir, "maskgit")
@@ -45,7 +39,7 @@ def serve(cfg: DictConfig, block: bool = True) -> object:
     if ckpt is not None:
         log.info("loading %s", ckpt)
         session = h.Session.load(ckpt, resolve_device(cfg.device), limits, Path(cfg.out_dir))
-        session.defaults, session.seed = decode_settings(cfg), int(cfg.seed)
+        session.defaults, session.seed = defaults, int(cfg.seed)
     else:
         log.warning("no stage-2 checkpoint under %s; the page says how to train one", log_dir)
     clf = Path(cfg.classifier_ckpt).expanduser() if cfg.classifier_ckpt else h.newest_checkpoint(log_dir, "classifier")
