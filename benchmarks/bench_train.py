@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from common import preset, report, sync
+from common import CONF, preset, report, sync
+from omegaconf import OmegaConf
 
 from tinymaskgit.lit.maskgit_module import training_mask
 from tinymaskgit.sampling.schedules import get_schedule
@@ -36,7 +37,6 @@ VQ_LEVERS: dict[str, dict[str, Any]] = {
     "foreach=False": {"opt": {"foreach": False}},
     "fused": {"opt": {"fused": True}},
     "compile": {"compile": True},
-    "recipe (bf16)": {"bf16": True},
 }
 TF_LEVERS: dict[str, dict[str, Any]] = {
     "float32": {},
@@ -47,8 +47,24 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
     "fused": {"opt": {"fused": True}},
     "compile": {"compile": True},
     "bf16+compile": {"bf16": True, "compile": True},
-    "recipe (bf16+sdpa)": {"bf16": True, "sdpa": True},
+    "bf16+sdpa": {"bf16": True, "sdpa": True},
 }
+
+
+def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[str, dict[str, Any]]:
+    """The lever ``conf/experiment/<experiment>.yaml`` trains ``stage`` with, read from that file so the
+    benchmark's 'recipe' row cannot drift from the recipe: its precision and, for the transformer, its
+    attention implementation (the preset's unless the experiment overrides it)."""
+    cfg = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+    lever: dict[str, Any] = {"bf16": str(OmegaConf.select(cfg, "trainer.precision", default="32")).startswith("bf16")}
+    if stage == "maskgit":
+        attn = OmegaConf.select(cfg, "model.transformer.attn_impl", default=None)
+        if attn is None:  # the preset the experiment picks
+            model = next(d["override /model"] for d in cfg.defaults if "override /model" in d)
+            attn = OmegaConf.load(CONF / "model" / f"{model}.yaml").transformer.attn_impl
+        lever["sdpa"] = attn == "sdpa"
+    parts = [k for k in ("bf16", "sdpa") if lever.get(k)] or ["float32"]
+    return f"recipe ({'+'.join(parts)})", lever
 
 
 def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> float:
@@ -202,6 +218,9 @@ def main() -> None:
         for levers in (VQ_LEVERS, TF_LEVERS):
             for k in [k for k, v in levers.items() if v.get("compile")]:
                 del levers[k]
+    for stage, levers in (("vqvae", VQ_LEVERS), ("maskgit", TF_LEVERS)):
+        name, lever = recipe_lever(stage)
+        levers[name] = lever
     device = torch.device(args.device)
     images = training_images(args.images)
     rows, curves = [], {}

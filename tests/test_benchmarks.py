@@ -45,16 +45,33 @@ def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
 
     args = argparse.Namespace(device="cpu", steps=1, rounds=1, curve_steps=2)
     images = torch.rand(8, 3, 64, 64) * 2 - 1
-    levers = {k: bench_train.VQ_LEVERS[k] for k in ("float32", "bf16", "recipe (bf16)")}
+    levers = {k: bench_train.VQ_LEVERS[k] for k in ("float32", "bf16")}
+    levers["recipe (bf16)"] = bench_train.recipe_lever("vqvae")[1]
     rows = bench_train.speed_rows("vqvae", "tiny", levers, images, 4, args)
     assert [r["lever"] for r in rows] == list(levers) and rows[0]["speedup"] == 1.0
     assert all(r["img_per_s"] > 0 for r in rows)
     tokens = torch.randint(0, 512, (8, 64))
-    tf = {k: bench_train.TF_LEVERS[k] for k in ("float32", "recipe (bf16+sdpa)")}
+    tf = {"float32": {}, "recipe (bf16)": bench_train.recipe_lever("maskgit")[1]}
     curves = bench_train.loss_curves("maskgit", "tiny", tf, tokens, 4, args)
-    assert set(curves) == {"float32", "recipe (bf16+sdpa)"} and all(len(c) == 2 for c in curves.values())
+    assert set(curves) == {"float32", "recipe (bf16)"} and all(len(c) == 2 for c in curves.values())
     bench_train.plot({("tiny", "maskgit"): curves}, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("experiment", ["recipe_tiny_imagenet", "recipe_cat_faces"])
+@pytest.mark.parametrize("stage", ["vqvae", "maskgit"])
+def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str) -> None:
+    import bench_train
+    from tests.conftest import CONF_DIR
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
+    name, lever = bench_train.recipe_lever(stage, experiment)
+    assert lever["bf16"] == cfg.trainer.precision.startswith("bf16")
+    if stage == "maskgit":
+        assert lever["sdpa"] == (cfg.model.transformer.attn_impl == "sdpa")
+    assert name == "recipe (" + "+".join([k for k in ("bf16", "sdpa") if lever.get(k)] or ["float32"]) + ")"
 
 
 def test_training_benchmark_script_end_to_end(tmp_path: Path, monkeypatch) -> None:
