@@ -62,8 +62,9 @@ def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stage", ["vqvae", "maskgit"])
 def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str) -> None:
     import bench_train
-    from tests.conftest import CONF_DIR
     from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
