@@ -91,11 +91,14 @@ def test_every_data_option_instantiates(make_cfg, option: str) -> None:
         ("trainer.max_epochs=0", "trainer.max_epochs"),
         ("data.num_workers=-1", "data.num_workers"),
         ("stage.module.optimizer.lr=-0.1", "stage.module.optimizer.lr"),
+        ("stage.module.min_lr_ratio=0", "stage.module.min_lr_ratio"),
+        ("stage=maskgit stage.module.min_lr_ratio=1.5", "stage.module.min_lr_ratio"),
+        ("stage.module.warmup_steps=-1", "stage.module.warmup_steps"),
     ],
 )
 def test_invalid_value_names_the_key(make_cfg, override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
-        validate(make_cfg(override))
+        validate(make_cfg(*override.split()))
     assert "\n" not in str(info.value)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import GEN, run_cli
+from tests.conftest import GEN, TINY_VQ, run_cli
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.inference import load_tokenizer
 from tinymaskgit.train import train
@@ -39,6 +39,29 @@ def test_tokenizer_rebuilds_from_checkpoint_alone(make_cfg, tmp_path: Path) -> N
     assert net.codebook_size == 64 and not net.training
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert net.tokenize(x).shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("floor", [1.0, 0.1])
+def test_learning_rate_constant_by_default_and_annealed_by_the_clock(make_cfg, tmp_path: Path, floor: float) -> None:
+    # a time-bounded run (max_epochs=-1) with min_lr_ratio < 1 follows the cosine by the time spent
+    metrics = train(
+        make_cfg(
+            "debug=limit",
+            "trainer.max_epochs=-1",
+            "trainer.max_time=00:00:00:05",
+            "trainer.log_every_n_steps=1",
+            f"stage.module.min_lr_ratio={floor}",
+            *TINY_VQ,
+        )
+    )
+    rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
+    key = next(k for k in rows[0] if "lr" in k and k.endswith("vqvae"))  # Lightning's LearningRateMonitor
+    lrs = [float(r[key]) for r in rows if r.get(key)]
+    assert len(lrs) == metrics["global_step"] > 3 and lrs[0] == pytest.approx(4e-4)
+    if floor == 1.0:
+        assert lrs == pytest.approx([4e-4] * len(lrs))
+    else:
+        assert lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.6 * 4e-4
 
 
 def test_resume_from_last_continues_where_it_stopped(make_cfg, tmp_path: Path) -> None:

@@ -60,6 +60,12 @@ def validate(cfg: DictConfig) -> None:
     lr = _get(cfg, "stage.module.optimizer.lr")
     if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
         raise ConfigError(f"stage.module.optimizer.lr must be > 0, got {lr!r}")
+    floor = _get(cfg, "stage.module.min_lr_ratio")
+    if floor is not None and (not isinstance(floor, (int, float)) or not 0 < floor <= 1):
+        raise ConfigError(f"stage.module.min_lr_ratio must be in (0, 1] (1: no decay), got {floor!r}")
+    warmup = _get(cfg, "stage.module.warmup_steps")
+    if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
+        raise ConfigError(f"stage.module.warmup_steps must be an integer >= 0, got {warmup!r}")
     image = _get(cfg, "data.image_size")
     model_image = _get(cfg, "model.vqvae.image_size")
     if image is not None and model_image is not None and image != model_image:

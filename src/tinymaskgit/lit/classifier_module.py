@@ -27,6 +27,7 @@ class ClassifierModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         label_smoothing: float = 0.0,
         warmup_steps: int = 100,
+        min_lr_ratio: float = 0.01,
         class_names: list[str] | None = None,
         dataset: str = "",
     ) -> None:
@@ -58,7 +59,7 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = self.optimizer_factory(params=self.net.parameters())
-        sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, floor=0.01)
+        sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, self.hparams.min_lr_ratio)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

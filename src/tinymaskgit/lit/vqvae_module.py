@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.inference import KEY
+from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.metrics.psnr import psnr
 from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
@@ -36,6 +37,9 @@ class VQVAEModule(L.LightningModule):
         disc_start: training step (batch) from which the discriminator and its loss are used.
         disc_adaptive: scale the adversarial weight by ||grad rec_loss|| / ||grad g_loss|| at the decoder's last
             layer, as VQGAN does (Esser et al. 2021, eq. 7), so it neither swamps nor vanishes.
+        warmup_steps, min_lr_ratio: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak over the
+            run's steps or, in a time-bounded run, its time (``lit.lr_schedule``); the defaults (0, 1.0) keep
+            the rate constant, as VQGAN trains.
     """
 
     code_counts: torch.Tensor
@@ -51,10 +55,14 @@ class VQVAEModule(L.LightningModule):
         disc_start: int = 2000,
         disc_channels: int = 64,
         disc_adaptive: bool = False,
+        warmup_steps: int = 0,
+        min_lr_ratio: float = 1.0,
     ) -> None:
         super().__init__()
         if rec_loss not in ("mse", "l1"):
             raise ValueError(f"stage.module.rec_loss must be 'mse' or 'l1', got {rec_loss!r}")
+        if not 0 < min_lr_ratio <= 1:
+            raise ValueError(f"stage.module.min_lr_ratio must be in (0, 1] (1: no decay), got {min_lr_ratio}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
@@ -147,11 +155,15 @@ class VQVAEModule(L.LightningModule):
         self.code_counts.copy_(self._train_counts)
 
     # -- optimisation and checkpoints -------------------------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = [{"params": [p for p in self.net.parameters() if p.requires_grad]}]
+    def configure_optimizers(self) -> Any:
+        groups = [{"params": [p for p in self.net.parameters() if p.requires_grad], "name": "vqvae"}]
         if self.discriminator is not None:
-            groups.append({"params": list(self.discriminator.parameters())})
-        return self.optimizer_factory(params=groups)
+            groups.append({"params": list(self.discriminator.parameters()), "name": "discriminator"})
+        opt = self.optimizer_factory(params=groups)
+        if self.hparams.warmup_steps == 0 and self.hparams.min_lr_ratio == 1.0:
+            return opt  # constant rate
+        sched = run_schedule(self.trainer, opt, self.hparams.warmup_steps, self.hparams.min_lr_ratio)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "name": "train/lr"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         # each network is clipped on its own: the discriminator's gradients must not shrink the VQ-VAE's step
