@@ -54,17 +54,19 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
 def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[str, dict[str, Any]]:
     """The lever ``conf/experiment/<experiment>.yaml`` trains ``stage`` with, read from that file so the
     benchmark's 'recipe' row cannot drift from the recipe: its precision and, for the transformer, its
-    attention implementation (the preset's unless the experiment overrides it)."""
+    attention implementation and dropout (the preset's unless the experiment overrides them)."""
     cfg = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
     lever: dict[str, Any] = {"bf16": str(OmegaConf.select(cfg, "trainer.precision", default="32")).startswith("bf16")}
+    parts = ["bf16"] if lever["bf16"] else ["float32"]
     if stage == "maskgit":
-        attn = OmegaConf.select(cfg, "model.transformer.attn_impl", default=None)
-        if attn is None:  # the preset the experiment picks
-            model = next(d["override /model"] for d in cfg.defaults if "override /model" in d)
-            attn = OmegaConf.load(CONF / "model" / f"{model}.yaml").transformer.attn_impl
+        model = next(d["override /model"] for d in cfg.defaults if "override /model" in d)
+        preset_tf = OmegaConf.load(CONF / "model" / f"{model}.yaml").transformer
+        attn = OmegaConf.select(cfg, "model.transformer.attn_impl", default=preset_tf.attn_impl)
         lever["sdpa"] = attn == "sdpa"
-    parts = [k for k in ("bf16", "sdpa") if lever.get(k)] or ["float32"]
-    return f"recipe ({'+'.join(parts)})", lever
+        lever["dropout"] = float(OmegaConf.select(cfg, "model.transformer.dropout", default=preset_tf.dropout))
+        parts += ["sdpa"] if lever["sdpa"] else []
+        parts += [f"dropout {lever['dropout']:g}"] if lever["dropout"] != preset_tf.dropout else []
+    return f"recipe ({', '.join(parts)})", lever
 
 
 def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> float:
@@ -107,6 +109,7 @@ def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: tor
         num_tokens=tok.num_tokens,
         num_classes=10,
         attn_impl="sdpa" if lever.get("sdpa") else "math",
+        **({"dropout": lever["dropout"]} if "dropout" in lever else {}),
     )
     net = net.to(device).train()
     opt = torch.optim.AdamW(net.parameters(), lr=4e-4, betas=(0.9, 0.96), weight_decay=0.03, **lever.get("opt", {}))

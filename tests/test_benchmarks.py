@@ -51,9 +51,10 @@ def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
     assert [r["lever"] for r in rows] == list(levers) and rows[0]["speedup"] == 1.0
     assert all(r["img_per_s"] > 0 for r in rows)
     tokens = torch.randint(0, 512, (8, 64))
-    tf = {"float32": {}, "recipe (bf16)": bench_train.recipe_lever("maskgit")[1]}
+    name, lever = bench_train.recipe_lever("maskgit")
+    tf = {"float32": {}, name: lever}
     curves = bench_train.loss_curves("maskgit", "tiny", tf, tokens, 4, args)
-    assert set(curves) == {"float32", "recipe (bf16)"} and all(len(c) == 2 for c in curves.values())
+    assert set(curves) == {"float32", name} and all(len(c) == 2 for c in curves.values())
     bench_train.plot({("tiny", "maskgit"): curves}, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
@@ -72,7 +73,8 @@ def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str
     assert lever["bf16"] == cfg.trainer.precision.startswith("bf16")
     if stage == "maskgit":
         assert lever["sdpa"] == (cfg.model.transformer.attn_impl == "sdpa")
-    assert name == "recipe (" + "+".join([k for k in ("bf16", "sdpa") if lever.get(k)] or ["float32"]) + ")"
+        assert lever["dropout"] == cfg.model.transformer.dropout
+    assert name.startswith("recipe (bf16" if lever["bf16"] else "recipe (float32")
 
 
 def test_training_benchmark_script_end_to_end(tmp_path: Path, monkeypatch) -> None:
