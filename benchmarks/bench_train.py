@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from common import CONF, preset, report, sync
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 
 from tinymaskgit.lit.maskgit_module import training_mask
 from tinymaskgit.sampling.schedules import get_schedule
@@ -52,20 +52,17 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
 
 
 def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[str, dict[str, Any]]:
-    """The lever ``conf/experiment/<experiment>.yaml`` trains ``stage`` with, read from that file so the
-    benchmark's 'recipe' row cannot drift from the recipe: its precision and, for the transformer, its
-    attention implementation and dropout (the preset's unless the experiment overrides them)."""
-    cfg = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
-    lever: dict[str, Any] = {"bf16": str(OmegaConf.select(cfg, "trainer.precision", default="32")).startswith("bf16")}
+    """The lever ``experiment=<experiment> stage=<stage>`` trains with, from the config Hydra composes for it,
+    so the benchmark's 'recipe' row cannot drift from the recipe: its precision and, for the transformer, its
+    attention implementation and dropout."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
+    lever: dict[str, Any] = {"bf16": str(cfg.trainer.precision).startswith("bf16")}
     parts = ["bf16"] if lever["bf16"] else ["float32"]
     if stage == "maskgit":
-        model = next(d["override /model"] for d in cfg.defaults if "override /model" in d)
-        preset_tf = OmegaConf.load(CONF / "model" / f"{model}.yaml").transformer
-        attn = OmegaConf.select(cfg, "model.transformer.attn_impl", default=preset_tf.attn_impl)
-        lever["sdpa"] = attn == "sdpa"
-        lever["dropout"] = float(OmegaConf.select(cfg, "model.transformer.dropout", default=preset_tf.dropout))
-        parts += ["sdpa"] if lever["sdpa"] else []
-        parts += [f"dropout {lever['dropout']:g}"] if lever["dropout"] != preset_tf.dropout else []
+        tf = cfg.model.transformer
+        lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout))
+        parts += ["sdpa"] * lever["sdpa"] + [f"dropout {tf.dropout:g}"]
     return f"recipe ({', '.join(parts)})", lever
 
 

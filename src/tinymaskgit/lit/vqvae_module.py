@@ -61,8 +61,6 @@ class VQVAEModule(L.LightningModule):
         super().__init__()
         if rec_loss not in ("mse", "l1"):
             raise ValueError(f"stage.module.rec_loss must be 'mse' or 'l1', got {rec_loss!r}")
-        if not 0 < min_lr_ratio <= 1:
-            raise ValueError(f"stage.module.min_lr_ratio must be in (0, 1] (1: no decay), got {min_lr_ratio}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
