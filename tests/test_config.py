@@ -94,6 +94,8 @@ def test_every_data_option_instantiates(make_cfg, option: str) -> None:
         ("stage.module.min_lr_ratio=0", "stage.module.min_lr_ratio"),
         ("stage=maskgit stage.module.min_lr_ratio=1.5", "stage.module.min_lr_ratio"),
         ("stage.module.warmup_steps=-1", "stage.module.warmup_steps"),
+        ("stage=classifier stage.module.max_shift=-2", "stage.module.max_shift"),
+        ("stage=classifier stage.module.max_shift=64", "stage.module.max_shift"),
     ],
 )
 def test_invalid_value_names_the_key(make_cfg, override: str, key: str) -> None:

@@ -67,6 +67,11 @@ def validate(cfg: DictConfig) -> None:
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
         raise ConfigError(f"stage.module.warmup_steps must be an integer >= 0, got {warmup!r}")
     image = _get(cfg, "data.image_size")
+    shift = _get(cfg, "stage.module.max_shift")
+    if shift is not None and (
+        isinstance(shift, bool) or not isinstance(shift, int) or shift < 0 or (image is not None and shift >= image)
+    ):
+        raise ConfigError(f"stage.module.max_shift must be an integer in [0, data.image_size={image}), got {shift!r}")
     model_image = _get(cfg, "model.vqvae.image_size")
     if image is not None and model_image is not None and image != model_image:
         raise ConfigError(f"model.vqvae.image_size={model_image} differs from data.image_size={image}")

@@ -1,4 +1,5 @@
-"""Training of the reference classifier (cross-entropy on real images; label smoothing optional)."""
+"""Training of the reference classifier (cross-entropy on real images; label smoothing and random
+translation optional)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from tinymaskgit.data.augment import random_translate
 from tinymaskgit.inference import KEY
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.classifier import ResNetClassifier
@@ -28,6 +30,7 @@ class ClassifierModule(L.LightningModule):
         label_smoothing: float = 0.0,
         warmup_steps: int = 100,
         min_lr_ratio: float = 0.01,
+        max_shift: int = 0,
         class_names: list[str] | None = None,
         dataset: str = "",
     ) -> None:
@@ -52,7 +55,8 @@ class ClassifierModule(L.LightningModule):
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        return self._common_step(batch, "train")
+        x, y = batch
+        return self._common_step((random_translate(x, self.hparams.max_shift), y), "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._common_step(batch, "val")
