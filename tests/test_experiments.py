@@ -78,7 +78,7 @@ def test_experiment_trains_two_steps_of_each_stage(
 
 
 @pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e.startswith("recipe_")])
-def test_recipe_stages_get_their_share_of_the_hour(experiment: str, tmp_path: Path) -> None:
+def test_recipe_stages_get_their_share_of_the_hour_and_anneal_in_it(experiment: str, tmp_path: Path) -> None:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import Timer
 
@@ -93,5 +93,6 @@ def test_recipe_stages_get_their_share_of_the_hour(experiment: str, tmp_path: Pa
             trainer = instantiate(cfg.trainer)
             (timer,) = [c for c in trainer.callbacks if isinstance(c, Timer)]
             assert timer._duration == int(minutes) * 60 and cfg.trainer.precision == "bf16-mixed"
+            assert cfg.stage.module.min_lr_ratio < 1  # a time-bounded stage anneals its rate by the clock
             total += int(minutes)
     assert total <= 55  # the rest of the hour is sampling and evaluation
