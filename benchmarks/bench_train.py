@@ -36,6 +36,8 @@ VQ_LEVERS: dict[str, dict[str, Any]] = {
     "batch x2": {"batch_mult": 2},
     "foreach=False": {"opt": {"foreach": False}},
     "fused": {"opt": {"fused": True}},
+    "bf16+fused": {"bf16": True, "opt": {"fused": True}},
+    "bf16+channels_last+fused": {"bf16": True, "channels_last": True, "opt": {"fused": True}},
     "compile": {"compile": True},
 }
 TF_LEVERS: dict[str, dict[str, Any]] = {
@@ -205,6 +207,7 @@ def training_images(n: int) -> torch.Tensor:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["tiny"])
+    p.add_argument("--stages", nargs="+", default=["vqvae", "maskgit"], choices=["vqvae", "maskgit"])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--batch", type=int, default=None, help="default: 32 (vqvae) / 64 (maskgit); lab 8 / 16")
     p.add_argument("--steps", type=int, default=6, help="timed steps per configuration and round")
@@ -226,7 +229,8 @@ def main() -> None:
     rows, curves = [], {}
     for name in args.presets:
         vq_batch = args.batch or (8 if name == "lab" else 32)
-        rows += speed_rows("vqvae", name, VQ_LEVERS, images, vq_batch, args)
+        if "vqvae" in args.stages:
+            rows += speed_rows("vqvae", name, VQ_LEVERS, images, vq_batch, args)
         with torch.no_grad():
             torch.manual_seed(0)
             tok = preset(name, "vqvae").train()
@@ -234,10 +238,13 @@ def main() -> None:
             tok.eval()
             tokens = torch.cat([tok.tokenize(images[i : i + 64]).flatten(1) for i in range(0, len(images), 64)])
         tf_batch = args.batch or (16 if name == "lab" else 64)
-        rows += speed_rows("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
+        if "maskgit" in args.stages:
+            rows += speed_rows("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
         if args.curve_steps:
-            curves[(name, "vqvae")] = loss_curves("vqvae", name, VQ_LEVERS, images, vq_batch, args)
-            curves[(name, "maskgit")] = loss_curves("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
+            if "vqvae" in args.stages:
+                curves[(name, "vqvae")] = loss_curves("vqvae", name, VQ_LEVERS, images, vq_batch, args)
+            if "maskgit" in args.stages:
+                curves[(name, "maskgit")] = loss_curves("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
     for r in rows:
         if (r["preset"], r["stage"]) in curves:
             c = curves[(r["preset"], r["stage"])]

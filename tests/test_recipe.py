@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import GEN, TINY_TF, TINY_VQ
 from tinymaskgit.data.generated import CLASSES
+from tinymaskgit.recipe import SAMPLER_ARGS, parse_args, plan
 from tinymaskgit.recipe import main as recipe_main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,6 +131,24 @@ def test_cat_faces_recipe_inpaints_every_pair_and_writes_the_strip(
     with Image.open(out / "strip.png") as im:
         assert im.size[0] > im.size[1] / 3  # three columns: masked | ours | ground truth
     assert "| inpainting |" in (out / "evaluation.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "recipe,step,expected",
+    [
+        ("tiny_imagenet", "samples", "cfg_weight=6"),
+        ("cat_faces", "inpainted", "temperature=1"),
+        ("cat_faces", "inpainting", "temperature=1"),
+    ],
+)
+def test_each_recipe_samples_with_its_own_settings_unless_told(
+    tmp_path: Path, recipe: str, step: str, expected: str
+) -> None:
+    base = [recipe, f"--data-root={tmp_path}", f"--out={tmp_path / 'o'}"]
+    args = {s.name: s.args for s in plan(parse_args(base))}[step]
+    assert expected in args and all(x in args for x in SAMPLER_ARGS[recipe].split())
+    args = {s.name: s.args for s in plan(parse_args([*base, "--sampler-args=steps=3 reencode=0"]))}[step]
+    assert "steps=3" in args and "reencode=0" in args and expected not in args
 
 
 def test_missing_data_root_is_one_line(tmp_path: Path, capsys) -> None:

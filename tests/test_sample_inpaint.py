@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.conftest import CONF_DIR, GEN, run_cli
 from tinymaskgit.data.generated import GeneratedDataModule
-from tinymaskgit.data.images import to_float
+from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import CheckpointError, ConfigError, DataError
 from tinymaskgit.inference import load_maskgit
 from tinymaskgit.inpaint import run_inpaint
@@ -160,6 +160,38 @@ def test_inpaint_keeps_known_tokens(maskgit_ckpt: Path, generated_root: Path) ->
     assert unknown.any() and (~unknown).any()
     assert torch.equal(res.tokens[~unknown], given[~unknown])  # tokens of known patches never change
     assert (res.tokens < m.net.codebook_size).all()
+
+
+def test_reencode_rounds_blend_the_hole_and_keep_the_tokens(maskgit_ckpt: Path, generated_root: Path) -> None:
+    m = load_maskgit(str(maskgit_ckpt))
+    pairs = GeneratedDataModule(root=str(generated_root), **GEN).inpaint_split()
+    masked, known = pairs.masked, pairs.masks.expand_as(pairs.masked)
+    run = lambda rounds, paste: inpaint(  # noqa: E731
+        m, masked, pairs.masks, DecodeSettings(steps=4, reencode=rounds), paste_known=paste, batch_size=4, seed=1
+    )
+    plain, twice = run(0, False), run(2, False)
+    assert torch.equal(plain.tokens, twice.tokens)  # the transformer's decoding is the same
+    expected = plain.images
+    for _ in range(2):  # by hand: paste the known pixels, encode, decode
+        expected = to_uint8(m.tokenizer(to_float(torch.where(known, masked, expected)))[0])
+    assert torch.equal(twice.images, expected) and not torch.equal(twice.images, plain.images)
+    pasted = run(2, True).images
+    assert torch.equal(pasted[known], masked[known]) and torch.equal(pasted[~known], expected[~known])
+
+
+@pytest.mark.parametrize("sampler,rounds", [("default", 2), ("lab", 0)])
+def test_inpaint_entry_point_reencodes_by_the_sampler_config(
+    entry_cfg, maskgit_ckpt: Path, sampler: str, rounds: int
+) -> None:
+    cfg = entry_cfg("inpaint", f"ckpt={maskgit_ckpt}", f"sampler={sampler}", "steps=2", "step_strips=[]", "limit=2")
+    res = run_inpaint(cfg)
+    m = load_maskgit(str(maskgit_ckpt))
+    pairs = res["pairs"]
+    settings = DecodeSettings(
+        steps=2, reencode=rounds, **({"sample_tokens": False, "gumbel_on": "prob"} if rounds == 0 else {})
+    )
+    again = inpaint(m, pairs.masked[:2], pairs.masks[:2], settings, batch_size=cfg.batch_size, seed=cfg.seed)
+    assert torch.equal(res["result"].images, again.images)
 
 
 def test_token_mask_any_pixel_and_threshold() -> None:

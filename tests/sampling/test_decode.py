@@ -103,6 +103,7 @@ def test_argmax_without_noise_is_deterministic(net: MaskGITTransformer) -> None:
         (dict(gumbel_on="p"), "gumbel_on"),
         (dict(cfg_schedule="cos"), "cfg_schedule"),
         (dict(precision="16"), "precision"),
+        (dict(reencode=-1), "reencode"),
     ],
 )
 def test_bad_settings_are_named(net: MaskGITTransformer, bad: dict, message: str) -> None:

@@ -48,6 +48,7 @@ class DecodeSettings:
     sample_tokens: bool = True  # False: argmax token (lab)
     gumbel_on: str = "logp"  # 'prob': Gumbel noise added to p (lab)
     precision: str = "32"  # 'bf16': transformer under bfloat16 autocast
+    reencode: int = 2  # inpainting: rounds of (paste the known pixels, re-encode, decode) after decoding
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting."""
@@ -62,6 +63,8 @@ class DecodeSettings:
             raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got {self.cfg_schedule!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.reencode < 0:
+            raise ValueError(f"reencode must be >= 0 (rounds; 0: off), got {self.reencode}")
         if str(self.precision) not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 

@@ -98,6 +98,30 @@ def token_mask(pixel_known: torch.Tensor, latent_size: int, threshold: float = 0
 
 
 @torch.no_grad()
+def reencode(
+    tokenizer: VQVAE, images: torch.Tensor, masked: torch.Tensor, known: torch.Tensor, rounds: int, batch_size: int
+) -> torch.Tensor:
+    """``rounds`` times: paste the ``known`` pixels of ``masked`` into ``images``, encode and decode the result.
+
+    The transformer completes tokens that were encoded from the masked image, whose hole the encoder sees
+    (its convolutions and attention reach across it), so the decoded hole does not meet the known pixels
+    around it. The pasted completion, encoded again, has real context on every side of the hole, and its
+    decoding fills the hole to match. Returns (B, 3, S, S) uint8 images (known pixels not pasted back).
+    """
+    device = next(tokenizer.parameters()).device
+    known = known.expand_as(masked)
+    for _ in range(rounds):
+        pasted = torch.where(known, masked, images)
+        images = torch.cat(
+            [
+                to_uint8(tokenizer(to_float(pasted[i : i + batch_size].to(device)))[0]).cpu()
+                for i in range(0, len(pasted), batch_size)
+            ]
+        )
+    return images
+
+
+@torch.no_grad()
 def inpaint(
     m: MaskGIT,
     masked: torch.Tensor,
@@ -110,7 +134,12 @@ def inpaint(
     seed: int = 0,
     trace: list[int] | None = None,
 ) -> Result:
-    """Complete (B, 3, S, S) uint8 ``masked`` images whose (B, 1, S, S) bool ``known`` pixels are given."""
+    """Complete (B, 3, S, S) uint8 ``masked`` images whose (B, 1, S, S) bool ``known`` pixels are given.
+
+    The transformer decodes the unknown tokens; then ``settings.reencode`` rounds of :func:`reencode` blend
+    the hole with its surroundings, and ``paste_known`` copies the known pixels back. ``Result.tokens`` are
+    the transformer's tokens (known ones unchanged); ``Result.images`` include the re-encoding.
+    """
     device = next(m.net.parameters()).device
     tokens = torch.cat(
         [
@@ -120,6 +149,8 @@ def inpaint(
     )  # (B, N)
     unknown = token_mask(known, m.tokenizer.latent_size, threshold)
     result = decode_batches(m, tokens, unknown, class_ids, settings, batch_size, seed, trace)
+    if settings.reencode:
+        result.images = reencode(m.tokenizer, result.images, masked, known, settings.reencode, batch_size)
     if paste_known:
         result.images = torch.where(known.expand_as(masked), masked, result.images)
     return result
