@@ -231,19 +231,18 @@ def main() -> None:
         vq_batch = args.batch or (8 if name == "lab" else 32)
         if "vqvae" in args.stages:
             rows += speed_rows("vqvae", name, VQ_LEVERS, images, vq_batch, args)
-        with torch.no_grad():
-            torch.manual_seed(0)
-            tok = preset(name, "vqvae").train()
-            tok(images[:64])  # seeds the codebook from encoder outputs, so the tokens are diverse
-            tok.eval()
-            tokens = torch.cat([tok.tokenize(images[i : i + 64]).flatten(1) for i in range(0, len(images), 64)])
-        tf_batch = args.batch or (16 if name == "lab" else 64)
-        if "maskgit" in args.stages:
-            rows += speed_rows("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
-        if args.curve_steps:
-            if "vqvae" in args.stages:
+            if args.curve_steps:
                 curves[(name, "vqvae")] = loss_curves("vqvae", name, VQ_LEVERS, images, vq_batch, args)
-            if "maskgit" in args.stages:
+        if "maskgit" in args.stages:
+            with torch.no_grad():
+                torch.manual_seed(0)
+                tok = preset(name, "vqvae").train()
+                tok(images[:64])  # seeds the codebook from encoder outputs, so the tokens are diverse
+                tok.eval()
+                tokens = torch.cat([tok.tokenize(images[i : i + 64]).flatten(1) for i in range(0, len(images), 64)])
+            tf_batch = args.batch or (16 if name == "lab" else 64)
+            rows += speed_rows("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
+            if args.curve_steps:
                 curves[(name, "maskgit")] = loss_curves("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
     for r in rows:
         if (r["preset"], r["stage"]) in curves:

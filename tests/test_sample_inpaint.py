@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from tests.conftest import CONF_DIR, GEN, run_cli
+from tinymaskgit.config import decode_settings
 from tinymaskgit.data.generated import GeneratedDataModule
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import CheckpointError, ConfigError, DataError
@@ -187,9 +189,7 @@ def test_inpaint_entry_point_reencodes_by_the_sampler_config(
     res = run_inpaint(cfg)
     m = load_maskgit(str(maskgit_ckpt))
     pairs = res["pairs"]
-    settings = DecodeSettings(
-        steps=2, reencode=rounds, **({"sample_tokens": False, "gumbel_on": "prob"} if rounds == 0 else {})
-    )
+    settings = replace(decode_settings(cfg), reencode=rounds)  # the config's sampler, the rounds fixed here
     again = inpaint(m, pairs.masked[:2], pairs.masks[:2], settings, batch_size=cfg.batch_size, seed=cfg.seed)
     assert torch.equal(res["result"].images, again.images)
 
