@@ -55,12 +55,15 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
 
 def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[str, dict[str, Any]]:
     """The lever ``experiment=<experiment> stage=<stage>`` trains with, from the config Hydra composes for it,
-    so the benchmark's 'recipe' row cannot drift from the recipe: its precision and, for the transformer, its
-    attention implementation and dropout."""
+    so the benchmark's 'recipe' row cannot drift from the recipe: its precision, the tokenizer's memory layout
+    and, for the transformer, its attention implementation and dropout."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
     lever: dict[str, Any] = {"bf16": str(cfg.trainer.precision).startswith("bf16")}
     parts = ["bf16"] if lever["bf16"] else ["float32"]
+    if stage == "vqvae" and cfg.stage.module.get("channels_last"):
+        lever["channels_last"] = True
+        parts.append("channels_last")
     if stage == "maskgit":
         tf = cfg.model.transformer
         lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout))

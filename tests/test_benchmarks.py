@@ -71,6 +71,9 @@ def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
     name, lever = bench_train.recipe_lever(stage, experiment)
     assert lever["bf16"] == cfg.trainer.precision.startswith("bf16")
+    if stage == "vqvae":
+        assert lever.get("channels_last", False) == cfg.stage.module.channels_last
+        assert ("channels_last" in name) == cfg.stage.module.channels_last
     if stage == "maskgit":
         assert lever["sdpa"] == (cfg.model.transformer.attn_impl == "sdpa")
         assert lever["dropout"] == cfg.model.transformer.dropout

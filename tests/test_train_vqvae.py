@@ -11,6 +11,7 @@ import torch
 from tests.conftest import GEN, TINY_VQ, run_cli
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.inference import load_tokenizer
+from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.train import train
 
 
@@ -39,6 +40,28 @@ def test_tokenizer_rebuilds_from_checkpoint_alone(make_cfg, tmp_path: Path) -> N
     assert net.codebook_size == 64 and not net.training
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert net.tokenize(x).shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_trains_in_nhwc_and_its_checkpoint_loads_as_usual(
+    make_cfg, tmp_path: Path, monkeypatch, channels_last: bool
+) -> None:
+    layouts: list[tuple[bool, bool]] = []  # (batch, first conv's weight) in channels_last, per forward pass
+    encode = VQVAE.encode
+
+    def spy(self: VQVAE, x: torch.Tensor):
+        nhwc = torch.channels_last
+        layouts.append((x.is_contiguous(memory_format=nhwc), self.encoder.conv_in.weight.is_contiguous(memory_format=nhwc)))
+        return encode(self, x)
+
+    monkeypatch.setattr(VQVAE, "encode", spy)
+    train(make_cfg("debug=fast", f"stage.module.channels_last={channels_last}", *TINY_VQ))
+    assert layouts and set(layouts) == {(channels_last, channels_last)}
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    trained = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    net = load_tokenizer(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))  # a plain, contiguous network
+    for name, p in net.state_dict().items():
+        assert torch.equal(p, trained[name]), name
 
 
 @pytest.mark.parametrize("floor", [1.0, 0.1])
