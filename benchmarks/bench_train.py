@@ -1,11 +1,10 @@
 """Training speed of both stages, float32 against each lever, side by side in one run; and equal loss after equal
 steps for the combination the recipes use (one plot with both loss curves per stage).
 
-Levers: bf16 autocast (Lightning's ``precision=bf16-mixed``), channels_last (convolutional tokenizer), the
-decoder's upsampling by folded 2x2 kernels (``fold``; rows without it upsample, then convolve, as the code did
-before), batch size, AdamW/Adam with ``foreach=False`` or ``fused=True``, ``torch.compile``, and sdpa attention.
-Every lever runs from the same initial weights on the same batch; the configurations are timed in rounds (each
-round times every configuration once) and the median over rounds is reported, so a passing load on the machine
+Levers: bf16 autocast (Lightning's ``precision=bf16-mixed``), channels_last (convolutional tokenizer), batch
+size, AdamW/Adam with ``foreach=False`` or ``fused=True``, ``torch.compile``, and sdpa attention. Every lever
+runs from the same initial weights on the same batch; the configurations are timed in rounds (each round
+times every configuration once) and the median over rounds is reported, so a passing load on the machine
 hits all of them alike.
 
     python benchmarks/bench_train.py [--presets tiny] [--rounds 3] [--steps 6] [--curve-steps 150] [--out bench_out]
@@ -26,7 +25,6 @@ from common import CONF, preset, report, sync
 from hydra import compose, initialize_config_dir
 
 from tinymaskgit.lit.maskgit_module import training_mask
-from tinymaskgit.models.blocks import Upsample
 from tinymaskgit.sampling.schedules import get_schedule
 
 # name -> settings; 'recipe' is what conf/experiment/recipe_*.yaml trains with
@@ -40,8 +38,6 @@ VQ_LEVERS: dict[str, dict[str, Any]] = {
     "fused": {"opt": {"fused": True}},
     "bf16+fused": {"bf16": True, "opt": {"fused": True}},
     "bf16+channels_last+fused": {"bf16": True, "channels_last": True, "opt": {"fused": True}},
-    "fold": {"fold": True},
-    "bf16+channels_last+fold": {"bf16": True, "channels_last": True, "fold": True},
     "compile": {"compile": True},
 }
 TF_LEVERS: dict[str, dict[str, Any]] = {
@@ -65,12 +61,9 @@ def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
     lever: dict[str, Any] = {"bf16": str(cfg.trainer.precision).startswith("bf16")}
     parts = ["bf16"] if lever["bf16"] else ["float32"]
-    if stage == "vqvae":
-        lever["fold"] = True  # the model's Upsample folds its kernels unless told otherwise
-        if cfg.stage.module.get("channels_last"):
-            lever["channels_last"] = True
-            parts.append("channels_last")
-        parts.append("fold")
+    if stage == "vqvae" and cfg.stage.module.get("channels_last"):
+        lever["channels_last"] = True
+        parts.append("channels_last")
     if stage == "maskgit":
         tf = cfg.model.transformer
         lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout))
@@ -91,9 +84,6 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
     """A closure running one training step of the tokenizer on batch ``i``; returns the loss."""
     torch.manual_seed(0)
     net = preset(name, "vqvae").to(device).train()
-    for m in net.modules():
-        if isinstance(m, Upsample):
-            m.fold = bool(lever.get("fold"))  # off: nearest upsampling, then the 3x3 conv (the code before it)
     fmt = torch.channels_last if lever.get("channels_last") else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.Adam(

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinymaskgit.models.blocks import Upsample
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_sampling  # noqa: E402
@@ -61,19 +59,6 @@ def test_training_benchmark_rows_and_curves(tmp_path: Path) -> None:
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("fold", [False, True])
-def test_tokenizer_rows_upsample_literally_unless_the_lever_folds(fold: bool, monkeypatch) -> None:
-    import bench_train
-    import torch.nn.functional as F
-
-    calls: list[tuple] = []
-    interpolate = F.interpolate
-    monkeypatch.setattr(F, "interpolate", lambda *a, **k: calls.append(a[0].shape) or interpolate(*a, **k))
-    step = bench_train.vq_setup("tiny", {"fold": fold}, torch.device("cpu"), torch.rand(1, 2, 3, 64, 64) * 2 - 1)
-    assert step(0) > 0
-    assert len(calls) == (0 if fold else 3)  # the tiny decoder upsamples three times
-
-
 @pytest.mark.parametrize("experiment", ["recipe_tiny_imagenet", "recipe_cat_faces"])
 @pytest.mark.parametrize("stage", ["vqvae", "maskgit"])
 def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str) -> None:
@@ -87,7 +72,6 @@ def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str
     name, lever = bench_train.recipe_lever(stage, experiment)
     assert lever["bf16"] == cfg.trainer.precision.startswith("bf16")
     if stage == "vqvae":
-        assert lever["fold"] == Upsample(1).fold  # the model's own default
         assert lever.get("channels_last", False) == cfg.stage.module.channels_last
         assert ("channels_last" in name) == cfg.stage.module.channels_last
     if stage == "maskgit":

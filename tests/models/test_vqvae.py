@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF_DIR
-from tinymaskgit.models.blocks import AttnBlock, ResBlock, Upsample
+from tinymaskgit.models.blocks import AttnBlock, ResBlock
 from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.quantizer import QuantizerConfig
 from tinymaskgit.models.vqvae import VQVAE, VQVAEConfig
@@ -105,30 +105,3 @@ def test_vqvae_norm_option_round_trips_through_config(norm: str) -> None:
     again.load_state_dict(net.state_dict())
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert torch.equal(net.eval()(x)[0], again.eval()(x)[0])
-
-
-@pytest.mark.parametrize("shape", [(2, 4, 5, 7), (1, 16, 8, 8), (3, 3, 1, 1)])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_upsample_equals_nearest_upsampling_then_its_conv(
-    shape: tuple[int, ...], channels_last: bool, monkeypatch
-) -> None:
-    torch.manual_seed(0)
-    up = Upsample(shape[1]).double()
-    assert up.fold
-    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    up.fold = False  # the literal computation
-    want = up(x.contiguous(memory_format=fmt))
-    want_grads = torch.autograd.grad(want.square().sum(), [x, up.conv.weight, up.conv.bias])
-
-    def no_upsampled_map(*args, **kwargs):
-        raise AssertionError("Upsample built the upsampled map")
-
-    monkeypatch.setattr(torch.nn.functional, "interpolate", no_upsampled_map)
-    up.fold = True  # the default
-    got = up(x.contiguous(memory_format=fmt))
-    assert got.shape == (shape[0], shape[1], 2 * shape[2], 2 * shape[3])
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
-    grads = torch.autograd.grad(got.square().sum(), [x, up.conv.weight, up.conv.bias])
-    for g, w in zip(grads, want_grads, strict=True):
-        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-10)

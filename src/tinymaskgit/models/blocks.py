@@ -98,41 +98,15 @@ class Downsample(nn.Module):
         return self.conv(F.pad(x, (0, 1, 0, 1)))
 
 
-def _fold_taps(w: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The two 2-tap kernels a 3-tap kernel (along ``dim``) becomes on a 2x nearest-upsampled input: even
-    outputs see input positions (i-1, i) with taps (w0, w1 + w2), odd ones (i, i+1) with (w0 + w1, w2)."""
-    w0, w1, w2 = w.unbind(dim)
-    return torch.stack([w0, w1 + w2], dim), torch.stack([w0 + w1, w2], dim)
-
-
 class Upsample(nn.Module):
-    """Double H and W: nearest-neighbour upsampling followed by a 3x3 convolution.
+    """Double H and W: nearest-neighbour upsampling followed by a 3x3 convolution."""
 
-    With ``fold`` (the default) it is computed without building the upsampled map: every output pixel of the
-    3x3 convolution on the upsampled input is a 2x2 convolution of the input, with one of four kernels folded
-    from the 3x3 one by the pixel's parity (row, column). One convolution with the four kernels stacked (4x
-    the output channels, on the input's grid) and an interleave give the same result with 4/9 of the
-    multiply-adds. ``fold=False`` computes it literally (the training benchmark's baseline). Both use the
-    same 3x3 weights in ``self.conv``, so checkpoints do not depend on it.
-    """
-
-    def __init__(self, channels: int, fold: bool = True) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
-        self.fold = fold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.fold:
-            return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        h, w = x.shape[-2:]
-        even_rows, odd_rows = _fold_taps(self.conv.weight, 2)  # (O, I, 2, 3) each
-        kernels = [k for rows in (even_rows, odd_rows) for k in _fold_taps(rows, 3)]  # (O, I, 2, 2): ee eo oe oo
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), torch.cat(kernels))  # (B, 4*O, H+1, W+1)
-        ee, eo, oe, oo = y.chunk(4, dim=1)  # output (2i + r, 2j + s) is y_rs at (i + r, j + s)
-        even = torch.stack([ee[..., :h, :w], eo[..., :h, 1:]], dim=-1)  # (B, O, H, W, 2)
-        odd = torch.stack([oe[..., 1:, :w], oo[..., 1:, 1:]], dim=-1)
-        out = rearrange(torch.stack([even, odd], dim=3), "b c h r w s -> b c (h r) (w s)")  # (B, O, 2H, 2W)
-        return out + self.conv.bias[None, :, None, None]
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 def res_attn_stack(widths: list[int], min_blocks: int = 2, norm: str = "group") -> nn.Sequential:
