@@ -51,7 +51,8 @@ def test_channels_last_trains_in_nhwc_and_its_checkpoint_loads_as_usual(
 
     def spy(self: VQVAE, x: torch.Tensor):
         nhwc = torch.channels_last
-        layouts.append((x.is_contiguous(memory_format=nhwc), self.encoder.conv_in.weight.is_contiguous(memory_format=nhwc)))
+        weight = self.encoder.conv_in.weight
+        layouts.append((x.is_contiguous(memory_format=nhwc), weight.is_contiguous(memory_format=nhwc)))
         return encode(self, x)
 
     monkeypatch.setattr(VQVAE, "encode", spy)
