@@ -8,15 +8,30 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_TF
+from tests.conftest import TINY_TF, TINY_VQ
 from tinymaskgit.errors import CheckpointError, ConfigError
 from tinymaskgit.inference import load_maskgit
+from tinymaskgit.models.fsq import FiniteScalarQuantizer
+from tinymaskgit.sampling.decode import DecodeSettings
+from tinymaskgit.sampling.generate import generate
 from tinymaskgit.train import train
 
 
 def test_fast_dev_run(make_cfg, tokenizer_ckpt: Path) -> None:
     metrics = train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", *TINY_TF))
     assert "val/loss" in metrics and "val/masked_acc" in metrics
+
+
+def test_transformer_trains_and_samples_on_an_fsq_tokenizer(make_cfg, tmp_path: Path) -> None:
+    fsq = ("model.vqvae.quantizer=fsq", "model.vqvae.fsq_levels=[3,3,3]", "model.vqvae.codebook_size=27")
+    train(make_cfg("debug=fast", *TINY_VQ, *fsq, "paths.output_dir=" + str(tmp_path / "vq")))
+    tokenizer = tmp_path / "vq" / "checkpoints" / "last.ckpt"
+    train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer}", "debug=fast", *TINY_TF))
+    m = load_maskgit(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert isinstance(m.tokenizer.quantizer, FiniteScalarQuantizer)
+    assert m.net.codebook_size == 27 and m.net.mask_token_id == 27
+    out = generate(m, torch.tensor([0, 3]), 2, DecodeSettings(steps=4))
+    assert out.images.shape == (2, 3, 64, 64) and int(out.tokens.max()) < 27
 
 
 def test_checkpoint_rebuilds_sampler(maskgit_ckpt: Path) -> None:

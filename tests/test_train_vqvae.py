@@ -11,6 +11,7 @@ import torch
 from tests.conftest import GEN, TINY_VQ, run_cli
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.inference import load_tokenizer
+from tinymaskgit.models.fsq import FiniteScalarQuantizer
 from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.train import train
 
@@ -40,6 +41,16 @@ def test_tokenizer_rebuilds_from_checkpoint_alone(make_cfg, tmp_path: Path) -> N
     assert net.codebook_size == 64 and not net.training
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     assert net.tokenize(x).shape == (2, 8, 8)
+
+
+def test_fsq_tokenizer_trains_and_rebuilds_from_its_checkpoint(make_cfg, tmp_path: Path) -> None:
+    fsq = ("model.vqvae.quantizer=fsq", "model.vqvae.fsq_levels=[4,4,4]", "model.vqvae.codebook_size=64")
+    metrics = train(make_cfg("debug=limit", *fsq))
+    assert 0 < metrics["val/codebook_usage"] <= 100 and metrics["val/vq_loss"] == 0
+    net = load_tokenizer(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert isinstance(net.quantizer, FiniteScalarQuantizer) and net.codebook_size == 64
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert int(net.tokenize(x).max()) < 64
 
 
 @pytest.mark.parametrize("channels_last", [True, False])

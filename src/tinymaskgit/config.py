@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.models.blocks import NORMS
-from tinymaskgit.models.vqvae import num_downsamples
+from tinymaskgit.models.vqvae import check_quantizer, num_downsamples
 from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 
 
@@ -34,6 +34,13 @@ def validate_vqvae(cfg: DictConfig, prefix: str = "model.vqvae") -> None:
     norm = _get(cfg, f"{prefix}.norm")
     if norm is not None and norm not in NORMS:
         raise ConfigError(f"{prefix}.norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    quantizer = _get(cfg, f"{prefix}.quantizer")
+    if quantizer is not None and codebook is not None:
+        levels = _get(cfg, f"{prefix}.fsq_levels")
+        try:
+            check_quantizer(quantizer, None if levels is None else list(levels), codebook, prefix=f"{prefix}.")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     image, latent = _get(cfg, f"{prefix}.image_size"), _get(cfg, f"{prefix}.latent_size")
     if image is not None and latent is not None:
         try:

@@ -5,7 +5,8 @@ Dimension legend: B batch, C channels, S image size, L latent grid size (S / 2**
 
 Encoder: conv_in -> num_down x (ResBlock, stride-2 conv) -> ResBlocks at the latent grid with an attention
 layer between every two of them -> norm, SiLU, conv to D. The decoder mirrors it with nearest-neighbour
-upsampling and ends in tanh.
+upsampling and ends in tanh. The quantizer between them is a learned codebook (``quantizer='vq'``) or finite
+scalar quantization (``'fsq'``, models/fsq.py, ``prod(fsq_levels)`` implicit codes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from tinymaskgit.models.blocks import Downsample, ResBlock, Upsample, make_norm, res_attn_stack
 from tinymaskgit.models.config import config_of
+from tinymaskgit.models.fsq import FiniteScalarQuantizer
 from tinymaskgit.models.quantizer import QuantizerConfig, QuantizerOutput, VectorQuantizer
 
 
@@ -31,6 +33,27 @@ def num_downsamples(image_size: int, latent_size: int) -> int:
     if 2**n != factor:
         raise ValueError(f"downsampling factor image_size/latent_size = {factor} must be a power of 2")
     return n
+
+
+QUANTIZERS = ("vq", "fsq")
+
+
+def check_quantizer(quantizer: str, fsq_levels: list[int] | None, codebook_size: int, prefix: str = "") -> None:
+    """Raise ValueError, naming the keys with ``prefix``, unless the quantizer settings fit together."""
+    if quantizer not in QUANTIZERS:
+        raise ValueError(f"{prefix}quantizer must be one of {', '.join(QUANTIZERS)}, got {quantizer!r}")
+    if quantizer != "fsq":
+        return
+    if not fsq_levels:
+        raise ValueError(f"{prefix}quantizer=fsq needs {prefix}fsq_levels, e.g. [8,8,8] for 512 codes")
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in fsq_levels):
+        raise ValueError(f"{prefix}fsq_levels must be integers >= 2, got {list(fsq_levels)}")
+    codes = math.prod(fsq_levels)
+    if codes != codebook_size:
+        raise ValueError(
+            f"{prefix}fsq_levels {list(fsq_levels)} give {codes} codes but {prefix}codebook_size is {codebook_size}: "
+            f"set {prefix}codebook_size={codes}"
+        )
 
 
 class Encoder(nn.Module):
@@ -90,10 +113,15 @@ class VQVAEConfig(QuantizerConfig):
     encoder_channels: list[int] = field(default_factory=lambda: [32, 64, 64, 128])  # conv_in, then per block
     decoder_channels: list[int] | None = None  # listed from the image side; None mirrors the encoder's
     norm: str = "group"  # 'group' (VQGAN's GroupNorm) | 'channel' (per-position, no droplets)
+    quantizer: str = "vq"  # 'vq' (a learned codebook) | 'fsq' (finite scalar quantization, no codebook)
+    fsq_levels: list[int] | None = None  # 'fsq': values per quantized channel; their product is codebook_size
 
     def __post_init__(self) -> None:
         self.encoder_channels = list(self.encoder_channels)
         self.decoder_channels = list(self.decoder_channels or self.encoder_channels)
+        if self.fsq_levels is not None:
+            self.fsq_levels = list(self.fsq_levels)
+        check_quantizer(self.quantizer, self.fsq_levels, self.codebook_size)
 
 
 class VQVAE(nn.Module):
@@ -109,8 +137,13 @@ class VQVAE(nn.Module):
         self.latent_size = c.latent_size
         self.codebook_size = c.codebook_size
         self.encoder = Encoder(c.in_channels, c.encoder_channels, n, c.code_dim, c.norm)
-        quantizer = {f.name: getattr(c, f.name) for f in fields(QuantizerConfig)}
-        self.quantizer = VectorQuantizer(QuantizerConfig(**quantizer))
+        self.quantizer: VectorQuantizer | FiniteScalarQuantizer
+        if c.quantizer == "fsq":
+            assert c.fsq_levels is not None
+            self.quantizer = FiniteScalarQuantizer(c.fsq_levels, c.code_dim)
+        else:
+            quantizer = {f.name: getattr(c, f.name) for f in fields(QuantizerConfig)}
+            self.quantizer = VectorQuantizer(QuantizerConfig(**quantizer))
         self.decoder = Decoder(c.in_channels, c.decoder_channels, n, c.code_dim, c.norm)
 
     @property
