@@ -1,11 +1,15 @@
-"""The stage-2 LightningModule's pieces that need no Trainer: the training mask follows the schedule."""
+"""The stage-2 LightningModule's pieces that need no Trainer: the training mask follows the schedule, the loss
+covers the tokens it should."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from tinymaskgit.lit.maskgit_module import training_mask
+from tinymaskgit.lit.maskgit_module import MaskGITModule, training_mask
+from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.models.vqvae import VQVAE
 from tinymaskgit.sampling.schedules import SCHEDULES, get_schedule
 
 NAMES = sorted(SCHEDULES)
@@ -23,3 +27,23 @@ def test_training_mask_has_the_count_gamma_asks_for(name: str) -> None:
     assert torch.equal(mask.sum(1), want)  # masked (not kept) count equals ceil(gamma(r) N)
     # gamma near 1 for small r: mostly-masked samples must exist, fully-unmasked ones must not
     assert mask.sum(1).min() >= 1
+
+
+@pytest.mark.parametrize("loss_on_all", [False, True])
+def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> None:
+    torch.manual_seed(0)
+    net = MaskGITTransformer(codebook_size=16, num_tokens=16, num_classes=2, dim=32, depth=1, heads=4, mlp_dim=64)
+    tokenizer = VQVAE(encoder_channels=[8, 8, 8, 8, 8], codebook_size=16, code_dim=8, latent_size=4)
+    module = MaskGITModule(
+        net, tokenizer, torch.optim.AdamW, schedule="cosine", loss_on_all=loss_on_all, label_smoothing=0.0
+    ).eval()
+    module.log_dict = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no Trainer to log to
+    tokens, labels = torch.randint(0, 16, (8, 16)), torch.randint(0, 2, (8,))
+    with torch.no_grad():
+        loss = module._common_step((tokens, labels), "val", generator=torch.Generator().manual_seed(3))
+        mask = training_mask(module.gamma, 8, 16, torch.device("cpu"), torch.Generator().manual_seed(3))  # (B, N)
+        logits = net(tokens.masked_fill(mask, net.mask_token_id), labels)  # (B, N, K)
+    per_token = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")  # (B, N)
+    assert not mask.all()  # some tokens are kept, so the two losses differ
+    want = per_token.mean() if loss_on_all else per_token[mask].mean()
+    assert torch.allclose(loss, want, atol=1e-6)
