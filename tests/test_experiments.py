@@ -96,3 +96,13 @@ def test_recipe_stages_get_their_share_of_the_hour_and_anneal_in_it(experiment: 
             assert cfg.stage.module.min_lr_ratio < 1  # a time-bounded stage anneals its rate by the clock
             total += int(minutes)
     assert total <= 55  # the rest of the hour is sampling and evaluation
+
+
+@pytest.mark.parametrize(
+    ("experiment", "want"), [("recipe_tiny_imagenet", True), ("recipe_cat_faces", False), ("demo", False)]
+)
+def test_stage2_loss_covers_all_tokens_only_where_the_experiment_asks(experiment: str, want: bool) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}", "stage=maskgit"])
+        assert cfg.stage.module.loss_on_all is want
+        assert "loss_on_all" not in compose(config_name="train", overrides=[f"experiment={experiment}"]).stage.module
