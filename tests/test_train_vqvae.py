@@ -217,6 +217,16 @@ def test_discriminator_trains_after_its_start_step_and_steps_count_batches(
         assert all(w == pytest.approx(0.1) for w in weights)
 
 
+def test_feature_matching_from_the_config_trains_a_discriminator_that_the_checkpoint_keeps(
+    make_cfg, tmp_path: Path
+) -> None:
+    metrics = train(make_cfg("debug=limit", *DISC[1:], "stage.module.fm_weight=1.0", "trainer.log_every_n_steps=1"))
+    assert "train/fm_loss" in metrics and "train/d_loss" in metrics
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["fm_weight"] == 1.0
+    assert any(k.startswith("discriminator.") for k in ckpt["state_dict"])
+
+
 @pytest.mark.slow
 def test_discriminator_with_ddp_on_two_cpu_processes(generated_root: Path, tmp_path: Path) -> None:
     """Before disc_start the discriminator gets no gradient, which plain DDP refuses."""

@@ -73,6 +73,10 @@ def validate(cfg: DictConfig) -> None:
     warmup = _get(cfg, "stage.module.warmup_steps")
     if warmup is not None and (isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0):
         raise ConfigError(f"stage.module.warmup_steps must be an integer >= 0, got {warmup!r}")
+    for key in ("stage.module.disc_weight", "stage.module.fm_weight"):
+        weight = _get(cfg, key)
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
+            raise ConfigError(f"{key} must be a number >= 0 (0: off), got {weight!r}")
     image = _get(cfg, "data.image_size")
     shift = _get(cfg, "stage.module.max_shift")
     if shift is not None and (

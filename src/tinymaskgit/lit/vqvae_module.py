@@ -13,7 +13,7 @@ from tinymaskgit.inference import KEY
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.metrics.psnr import psnr
 from tinymaskgit.models.config import as_dict
-from tinymaskgit.models.discriminator import PatchDiscriminator, hinge_d_loss, hinge_g_loss
+from tinymaskgit.models.discriminator import PatchDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from tinymaskgit.models.quantizer import codebook_stats
 from tinymaskgit.models.vqvae import VQVAE
 
@@ -21,7 +21,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class VQVAEModule(L.LightningModule):
-    """Trains a VQVAE with loss = rec_weight * (MSE or L1) + vq_weight * VQ loss [+ lambda * GAN loss].
+    """Trains a VQVAE with loss = rec_weight * (MSE or L1) + vq_weight * VQ loss [+ lambda * GAN loss]
+    [+ fm_weight * feature matching].
 
     One optimizer step per batch (so ``global_step``, ``disc_start`` and ``max_steps`` count batches), with
     Lightning's automatic optimisation and the Trainer's ``gradient_clip_val``. With a discriminator, one
@@ -34,9 +35,12 @@ class VQVAEModule(L.LightningModule):
         optimizer: a partial optimizer (``_partial_: true``) taking the parameter groups.
         rec_loss: 'mse' or 'l1'.
         disc_weight: weight of the generator's adversarial loss; 0 disables the discriminator.
-        disc_start: training step (batch) from which the discriminator and its loss are used.
+        disc_start: training step (batch) from which the discriminator and its losses are used.
         disc_adaptive: scale the adversarial weight by ||grad rec_loss|| / ||grad g_loss|| at the decoder's last
             layer, as VQGAN does (Esser et al. 2021, eq. 7), so it neither swamps nor vanishes.
+        fm_weight: weight of the feature-matching loss, the L1 distance between the discriminator's features of
+            the image and of its reconstruction (``feature_matching_loss``); > 0 trains the discriminator
+            (from ``disc_start``) even with ``disc_weight`` 0, which then only drops the hinge term.
         warmup_steps, min_lr_ratio: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak over the
             run's steps or, in a time-bounded run, its time (``lit.lr_schedule``); the defaults (0, 1.0) keep
             the rate constant, as VQGAN trains.
@@ -58,6 +62,7 @@ class VQVAEModule(L.LightningModule):
         disc_start: int = 2000,
         disc_channels: int = 64,
         disc_adaptive: bool = False,
+        fm_weight: float = 0.0,
         warmup_steps: int = 0,
         min_lr_ratio: float = 1.0,
         channels_last: bool = False,
@@ -65,10 +70,14 @@ class VQVAEModule(L.LightningModule):
         super().__init__()
         if rec_loss not in ("mse", "l1"):
             raise ValueError(f"stage.module.rec_loss must be 'mse' or 'l1', got {rec_loss!r}")
+        for key, value in (("disc_weight", disc_weight), ("fm_weight", fm_weight)):
+            if value < 0:
+                raise ValueError(f"stage.module.{key} must be >= 0 (0: off), got {value}")
         self.save_hyperparameters(ignore=["net", "optimizer"])
         self.net = net
         self.optimizer_factory = optimizer
-        self.discriminator = PatchDiscriminator(channels=disc_channels) if disc_weight > 0 else None
+        use_disc = disc_weight > 0 or fm_weight > 0
+        self.discriminator = PatchDiscriminator(channels=disc_channels) if use_disc else None
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(memory_format=self.memory_format)  # Lightning's later move to the device keeps the layout
         k = net.codebook_size
@@ -122,15 +131,23 @@ class VQVAEModule(L.LightningModule):
         if self._disc_active():
             d = self.discriminator
             assert d is not None
-            d.requires_grad_(False)  # the generator term must not train the discriminator
-            g_loss = hinge_g_loss(d(rec))
+            d.requires_grad_(False)  # the generator terms must not train the discriminator
+            fake = d.features(rec)
             d.requires_grad_(True)
+            real = d.features(x)
+            g_loss = hinge_g_loss(fake[-1])
             weight = torch.tensor(self.hparams.disc_weight, device=self.device)
-            if self.hparams.disc_adaptive:
+            if self.hparams.disc_adaptive and self.hparams.disc_weight > 0:
                 weight = weight * self._adaptive_weight(self._rec_loss(rec, x), g_loss)
-            d_loss = hinge_d_loss(d(x), d(rec.detach()))
+            d_loss = hinge_d_loss(real[-1], d(rec.detach()))
             loss = loss + weight * g_loss + d_loss
-            self.log_dict({"train/g_loss": g_loss, "train/d_loss": d_loss, "train/disc_weight": weight})
+            logs = {"train/g_loss": g_loss, "train/d_loss": d_loss, "train/disc_weight": weight}
+            if self.hparams.fm_weight > 0:
+                # the image's features are the target: the discriminator learns only from its hinge loss
+                fm_loss = feature_matching_loss(fake[:-1], [f.detach() for f in real[:-1]])
+                loss = loss + self.hparams.fm_weight * fm_loss
+                logs["train/fm_loss"] = fm_loss
+            self.log_dict(logs)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
 

@@ -29,6 +29,23 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The activation after each LeakyReLU, then the logits (the last entry is ``forward(x)``)."""
+        out = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return [*out, x]
+
+
+def feature_matching_loss(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of the L1 distance between the discriminator's features of a reconstruction and of its
+    image (pix2pixHD, Wang et al. 2018): a perceptual loss whose features are learned on the data itself."""
+    if len(fake) != len(real) or not fake:
+        raise ValueError(f"expected the same number (> 0) of feature maps, got {len(fake)} and {len(real)}")
+    return torch.stack([F.l1_loss(a.float(), b.float()) for a, b in zip(fake, real, strict=True)]).mean()
+
 
 def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
     """Hinge loss of the discriminator."""
