@@ -8,6 +8,7 @@ times every configuration once) and the median over rounds is reported, so a pas
 hits all of them alike.
 
     python benchmarks/bench_train.py [--presets tiny] [--rounds 3] [--steps 6] [--curve-steps 150] [--out bench_out]
+        [--compile] [--levers NAME ...]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from common import CONF, preset, report, sync
 from hydra import compose, initialize_config_dir
 
 from tinymaskgit.lit.maskgit_module import training_mask
+from tinymaskgit.models.blocks import AttnBlock, ResBlock
 from tinymaskgit.sampling.schedules import get_schedule
 
 # name -> settings; 'recipe' is what conf/experiment/recipe_*.yaml trains with
@@ -39,6 +41,7 @@ VQ_LEVERS: dict[str, dict[str, Any]] = {
     "bf16+fused": {"bf16": True, "opt": {"fused": True}},
     "bf16+channels_last+fused": {"bf16": True, "channels_last": True, "opt": {"fused": True}},
     "compile": {"compile": True},
+    "bf16+channels_last+compiled blocks": {"bf16": True, "channels_last": True, "compile": "blocks"},
 }
 TF_LEVERS: dict[str, dict[str, Any]] = {
     "float32": {},
@@ -80,6 +83,15 @@ def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor)
     return float(loss.detach())
 
 
+def compile_blocks(net: torch.nn.Module) -> int:
+    """torch.compile each ResNet and attention block of ``net`` in place, each its own graph (short compiles, and
+    the norm + SiLU between convolutions fused); returns how many."""
+    blocks = [m for m in net.modules() if isinstance(m, (ResBlock, AttnBlock))]
+    for m in blocks:
+        m.compile(dynamic=False)
+    return len(blocks)
+
+
 def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: torch.Tensor) -> Callable[[int], float]:
     """A closure running one training step of the tokenizer on batch ``i``; returns the loss."""
     torch.manual_seed(0)
@@ -89,7 +101,11 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
     opt = torch.optim.Adam(
         [p for p in net.parameters() if p.requires_grad], lr=4e-4, betas=(0.5, 0.9), **lever.get("opt", {})
     )
-    model = torch.compile(net) if lever.get("compile") else net
+    if lever.get("compile") == "blocks":
+        compile_blocks(net)
+        model = net
+    else:
+        model = torch.compile(net) if lever.get("compile") else net
 
     def step(i: int) -> float:
         x = images[i].to(device).contiguous(memory_format=fmt)
@@ -207,6 +223,15 @@ def training_images(n: int) -> torch.Tensor:
         return dm.dataset("train").images.float().div(127.5).sub(1)
 
 
+def chosen(levers: dict[str, dict[str, Any]], names: list[str] | None, compile_too: bool) -> dict[str, dict[str, Any]]:
+    """float32 and the levers ``names`` (all when None, the torch.compile ones only with ``compile_too``)."""
+    return {
+        k: v
+        for k, v in levers.items()
+        if k == "float32" or (k in names if names is not None else compile_too or not v.get("compile"))
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", default=["tiny"])
@@ -218,13 +243,18 @@ def main() -> None:
     p.add_argument("--curve-steps", type=int, default=150, help="steps of the equal-steps loss curves (0: none)")
     p.add_argument("--images", type=int, default=500)
     p.add_argument("--compile", action="store_true", help="also time torch.compile (its warm-up compiles for minutes)")
+    p.add_argument(
+        "--levers", nargs="+", default=None, metavar="NAME", help="time only these (and float32 and the recipe's)"
+    )
     p.add_argument("--out", default="bench_out")
     args = p.parse_args()
-    if not args.compile:
-        for levers in (VQ_LEVERS, TF_LEVERS):
-            for k in [k for k, v in levers.items() if v.get("compile")]:
-                del levers[k]
-    for stage, levers in (("vqvae", VQ_LEVERS), ("maskgit", TF_LEVERS)):
+    if args.levers:
+        unknown = sorted(set(args.levers) - set(VQ_LEVERS) - set(TF_LEVERS))
+        if unknown:
+            p.error(f"unknown lever(s) {unknown}; the levers are {sorted(set(VQ_LEVERS) | set(TF_LEVERS))}")
+    vq_levers = chosen(VQ_LEVERS, args.levers, args.compile)
+    tf_levers = chosen(TF_LEVERS, args.levers, args.compile)
+    for stage, levers in (("vqvae", vq_levers), ("maskgit", tf_levers)):
         name, lever = recipe_lever(stage)
         levers[name] = lever
     device = torch.device(args.device)
@@ -233,9 +263,9 @@ def main() -> None:
     for name in args.presets:
         vq_batch = args.batch or (8 if name == "lab" else 32)
         if "vqvae" in args.stages:
-            rows += speed_rows("vqvae", name, VQ_LEVERS, images, vq_batch, args)
+            rows += speed_rows("vqvae", name, vq_levers, images, vq_batch, args)
             if args.curve_steps:
-                curves[(name, "vqvae")] = loss_curves("vqvae", name, VQ_LEVERS, images, vq_batch, args)
+                curves[(name, "vqvae")] = loss_curves("vqvae", name, vq_levers, images, vq_batch, args)
         if "maskgit" in args.stages:
             with torch.no_grad():
                 torch.manual_seed(0)
@@ -244,9 +274,9 @@ def main() -> None:
                 tok.eval()
                 tokens = torch.cat([tok.tokenize(images[i : i + 64]).flatten(1) for i in range(0, len(images), 64)])
             tf_batch = args.batch or (16 if name == "lab" else 64)
-            rows += speed_rows("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
+            rows += speed_rows("maskgit", name, tf_levers, tokens, tf_batch, args)
             if args.curve_steps:
-                curves[(name, "maskgit")] = loss_curves("maskgit", name, TF_LEVERS, tokens, tf_batch, args)
+                curves[(name, "maskgit")] = loss_curves("maskgit", name, tf_levers, tokens, tf_batch, args)
     for r in rows:
         if (r["preset"], r["stage"]) in curves:
             c = curves[(r["preset"], r["stage"])]

@@ -91,3 +91,36 @@ def test_training_benchmark_script_end_to_end(tmp_path: Path, monkeypatch) -> No
     assert not any("compile" in r["lever"] for r in rows)  # opt-in: its warm-up compiles for minutes
     assert sum("loss_at_end" in r for r in rows) == 4  # float32 and the recipe's levers of both stages
     assert (tmp_path / "train_loss_curves.png").is_file()
+
+
+def test_lever_choice_keeps_float32_and_compiles_only_when_asked() -> None:
+    import bench_train
+
+    every = bench_train.VQ_LEVERS
+    default = bench_train.chosen(every, None, compile_too=False)
+    assert "bf16" in default and not any(v.get("compile") for v in default.values())
+    assert "bf16+channels_last+compiled blocks" in bench_train.chosen(every, None, compile_too=True)
+    assert list(bench_train.chosen(every, ["bf16", "compile"], compile_too=False)) == ["float32", "bf16", "compile"]
+
+
+def test_unknown_lever_is_refused_with_the_list(monkeypatch, capsys) -> None:
+    import bench_train
+
+    monkeypatch.setattr(sys, "argv", ["bench_train.py", "--levers", "bf17"])
+    with pytest.raises(SystemExit):
+        bench_train.main()
+    err = capsys.readouterr().err
+    assert "unknown lever(s) ['bf17']" in err and "'bf16'" in err
+
+
+def test_compiled_blocks_lever_compiles_every_block_and_nothing_else(monkeypatch) -> None:
+    import bench_train
+
+    from tinymaskgit.models.blocks import AttnBlock, ResBlock
+
+    compiled: list[torch.nn.Module] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append(self))
+    net = common.preset("tiny", "vqvae")
+    blocks = [m for m in net.modules() if isinstance(m, (ResBlock, AttnBlock))]
+    assert bench_train.compile_blocks(net) == len(blocks) > 4
+    assert compiled == blocks
