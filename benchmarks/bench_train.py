@@ -84,8 +84,8 @@ def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor)
 
 
 def compile_blocks(net: torch.nn.Module) -> int:
-    """torch.compile each ResNet and attention block of ``net`` in place, each its own graph (short compiles, and
-    the norm + SiLU between convolutions fused); returns how many."""
+    """torch.compile each ResNet and attention block of ``net`` in place, each its own graph (short compiles, in
+    which the norm + SiLU between convolutions can fuse); returns how many."""
     blocks = [m for m in net.modules() if isinstance(m, (ResBlock, AttnBlock))]
     for m in blocks:
         m.compile(dynamic=False)
@@ -101,11 +101,11 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
     opt = torch.optim.Adam(
         [p for p in net.parameters() if p.requires_grad], lr=4e-4, betas=(0.5, 0.9), **lever.get("opt", {})
     )
+    model = net
     if lever.get("compile") == "blocks":
         compile_blocks(net)
-        model = net
-    else:
-        model = torch.compile(net) if lever.get("compile") else net
+    elif lever.get("compile"):
+        model = torch.compile(net)
 
     def step(i: int) -> float:
         x = images[i].to(device).contiguous(memory_format=fmt)
