@@ -106,3 +106,13 @@ def test_stage2_loss_covers_all_tokens_only_where_the_experiment_asks(experiment
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}", "stage=maskgit"])
         assert cfg.stage.module.loss_on_all is want
         assert "loss_on_all" not in compose(config_name="train", overrides=[f"experiment={experiment}"]).stage.module
+
+
+@pytest.mark.parametrize("experiment", ["recipe_tiny_imagenet", "recipe_cat_faces", "demo"])
+def test_only_the_tiny_imagenet_recipe_narrows_the_transformer(experiment: str) -> None:
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        tf = compose(config_name="train", overrides=[f"experiment={experiment}", "stage=maskgit"]).model.transformer
+        preset = compose(config_name="train", overrides=["stage=maskgit"]).model.transformer
+    narrow = (tf.dim, tf.heads, tf.mlp_dim) == (192, 6, 768)
+    assert narrow is (experiment == "recipe_tiny_imagenet")
+    assert tf.dim % tf.heads == 0 and tf.depth == preset.depth
