@@ -10,16 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "tinymaskgit" / "conf"
 
 
+def model_config(name: str) -> DictConfig:
+    """``model=<name>`` as the training config composes it (a preset may extend another by its defaults list)."""
+    if not (CONF / "model" / f"{name}.yaml").is_file():
+        names = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+        raise SystemExit(f"no model preset {name!r} in {CONF / 'model'}; choose one of {', '.join(names)}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=[f"model={name}"]).model
+
+
 def preset(name: str, part: str, **extra: Any) -> Any:
-    """Build ``model.<part>`` of preset ``name`` from the real config file."""
-    cfg = OmegaConf.merge({"data": {"image_size": 64}}, {"model": OmegaConf.load(CONF / "model" / f"{name}.yaml")})
-    node = cfg.model[part]
+    """Build ``model.<part>`` of preset ``name`` from the real config files."""
+    node = model_config(name)[part]
     for k, v in extra.items():
         node[k] = v
     return instantiate(node)

@@ -124,3 +124,15 @@ def test_compiled_blocks_lever_compiles_every_block_and_nothing_else(monkeypatch
     blocks = [m for m in net.modules() if isinstance(m, (ResBlock, AttnBlock))]
     assert bench_train.compile_blocks(net) == len(blocks) > 4
     assert compiled == blocks
+
+
+def test_a_preset_that_extends_another_builds_with_its_own_and_inherited_keys() -> None:
+    tok = common.preset("tiny_narrow", "vqvae")
+    net = common.preset("tiny_narrow", "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens)
+    tiny = common.model_config("tiny")
+    assert tok.num_tokens == tiny.vqvae.latent_size**2 and net.config.dim == 192 != tiny.transformer.dim
+
+
+def test_unknown_preset_is_refused_with_the_list() -> None:
+    with pytest.raises(SystemExit, match="no model preset 'huge'.*tiny, tiny_narrow"):
+        common.model_config("huge")

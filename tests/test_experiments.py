@@ -116,3 +116,13 @@ def test_only_the_tiny_imagenet_recipe_narrows_the_transformer(experiment: str) 
     narrow = (tf.dim, tf.heads, tf.mlp_dim) == (192, 6, 768)
     assert narrow is (experiment == "recipe_tiny_imagenet")
     assert tf.dim % tf.heads == 0 and tf.depth == preset.depth
+
+
+def test_a_model_preset_on_the_command_line_replaces_the_recipes_narrow_transformer() -> None:
+    """The width comes with the recipe's model preset, so `model=base` (the GPU advice) gets base's whole net."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        got = compose(config_name="train", overrides=["experiment=recipe_tiny_imagenet", "model=base"]).model
+        base = compose(config_name="train", overrides=["model=base"]).model
+    for key in ("dim", "depth", "heads", "mlp_dim", "attn_impl"):
+        assert got.transformer[key] == base.transformer[key], key
+    assert got.vqvae.latent_size == base.vqvae.latent_size

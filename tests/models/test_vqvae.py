@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from tests.conftest import CONF_DIR
 from tinymaskgit.models.blocks import AttnBlock, ResBlock
@@ -19,8 +19,8 @@ PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
 
 
 def build(preset: str) -> VQVAE:
-    cfg = OmegaConf.load(Path(CONF_DIR) / "model" / f"{preset}.yaml")
-    cfg = OmegaConf.merge({"data": {"image_size": 64}}, {"model": cfg})
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"model={preset}"])  # a preset may extend another
     return instantiate(cfg.model.vqvae)
 
 
@@ -28,7 +28,7 @@ def build(preset: str) -> VQVAE:
 def test_preset_shapes(preset: str) -> None:
     torch.manual_seed(0)
     net = build(preset).eval()
-    latent = {"tiny": 8, "base": 16, "lab": 16}[preset]
+    latent = {"tiny": 8, "tiny_narrow": 8, "base": 16, "lab": 16}[preset]
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         z = net.encoder(x)
