@@ -107,6 +107,21 @@ def test_one_last_ckpt_holds_the_newest_step(make_cfg, tmp_path: Path) -> None:
     assert global_step(run / "checkpoints" / "last.ckpt") == 2 * BATCHES
 
 
+def test_last_ckpt_holds_the_final_step_when_the_last_validation_is_not_the_best(make_cfg, tmp_path: Path) -> None:
+    """Lightning (2.6) writes last.ckpt at an epoch's end only with a new best: a run whose last validation was
+    worse (every time-bounded recipe stage, as a rule) kept the weights of its last every-N-steps save."""
+    from tinymaskgit.train import train
+
+    run = tmp_path / "run"
+    # monitoring the step in min mode makes epoch 1 the best and epoch 2 not; no step save in between
+    overrides = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=min"]
+    train(
+        make_cfg("trainer.max_epochs=2", "callbacks.last_every_n_steps.every_n_train_steps=100", *overrides, *TINY_VQ)
+    )
+    assert global_step(run / "checkpoints" / "best.ckpt") == BATCHES
+    assert global_step(run / "checkpoints" / "last.ckpt") == 2 * BATCHES
+
+
 @pytest.mark.parametrize("stage", ["maskgit", "classifier"])
 def test_resume_from_last_for_every_stage(make_cfg, tokenizer_ckpt: Path, tmp_path: Path, stage: str) -> None:
     """Lightning loads a checkpoint with weights_only=True: the hparams must be plain lists and dicts."""
