@@ -59,3 +59,18 @@ class SlowSteps:
                 time.sleep(seconds)
 
         return _Slow()
+
+
+class StopAtStep:
+    """A Lightning callback that asks training to stop after optimizer step ``step``, mid-epoch, the way
+    Lightning's Timer does when ``trainer.max_time`` runs out."""
+
+    def __new__(cls, step: int) -> Any:
+        import lightning as L
+
+        class _Stop(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                if trainer.global_step >= step:
+                    trainer.should_stop = True
+
+        return _Stop()

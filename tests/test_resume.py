@@ -107,19 +107,26 @@ def test_one_last_ckpt_holds_the_newest_step(make_cfg, tmp_path: Path) -> None:
     assert global_step(run / "checkpoints" / "last.ckpt") == 2 * BATCHES
 
 
-def test_last_ckpt_holds_the_final_step_when_the_last_validation_is_not_the_best(make_cfg, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "final"),
+    [([], 2 * BATCHES), (["+callbacks.stop._target_=tests.fakes.StopAtStep", "+callbacks.stop.step=10"], 10)],
+)
+def test_last_ckpt_holds_the_final_step_when_the_last_validation_is_not_the_best(
+    make_cfg, tmp_path: Path, stop: list[str], final: int
+) -> None:
     """Lightning (2.6) writes last.ckpt at an epoch's end only with a new best: a run whose last validation was
-    worse (every time-bounded recipe stage, as a rule) kept the weights of its last every-N-steps save."""
+    worse (every time-bounded recipe stage, as a rule) kept the weights of its last every-N-steps save. Also
+    when training is stopped mid-epoch, as trainer.max_time stops it."""
     from tinymaskgit.train import train
 
     run = tmp_path / "run"
-    # monitoring the step in min mode makes epoch 1 the best and epoch 2 not; no step save in between
-    overrides = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=min"]
+    # monitoring the step in min mode makes epoch 1 the best and nothing later; no step save in between
+    overrides = ["callbacks.model_checkpoint.monitor=step", "callbacks.model_checkpoint.mode=min", *stop]
     train(
         make_cfg("trainer.max_epochs=2", "callbacks.last_every_n_steps.every_n_train_steps=100", *overrides, *TINY_VQ)
     )
     assert global_step(run / "checkpoints" / "best.ckpt") == BATCHES
-    assert global_step(run / "checkpoints" / "last.ckpt") == 2 * BATCHES
+    assert global_step(run / "checkpoints" / "last.ckpt") == final
 
 
 @pytest.mark.parametrize("stage", ["maskgit", "classifier"])
