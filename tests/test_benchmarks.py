@@ -128,7 +128,9 @@ def test_compiled_blocks_lever_compiles_every_block_and_nothing_else(monkeypatch
 
 def test_a_preset_that_extends_another_builds_with_its_own_and_inherited_keys() -> None:
     tok = common.preset("tiny_narrow", "vqvae")
-    net = common.preset("tiny_narrow", "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens)
+    net = common.preset(
+        "tiny_narrow", "transformer", codebook_size=tok.codebook_size, num_tokens=tok.num_tokens, num_classes=10
+    )
     tiny = common.model_config("tiny")
     assert tok.num_tokens == tiny.vqvae.latent_size**2 and net.config.dim == 192 != tiny.transformer.dim
 
