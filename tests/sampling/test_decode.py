@@ -189,10 +189,26 @@ def test_cfg_weight_per_step(net: MaskGITTransformer, schedule: str, expected: l
     assert spy.weights == pytest.approx(expected)
 
 
-def test_cfg_weight_changes_the_samples(net: MaskGITTransformer) -> None:
-    a, _, _ = run(net, steps=4, cfg_weight=0.0)
-    b, _, _ = run(net, steps=4, cfg_weight=3.0)
-    assert not torch.equal(a.tokens, b.tokens)
+class ClassBiased(MaskGITTransformer):
+    """Fixed logits, the real guidance (``forward_with_cfg``): token 1 scores 1 with or without a class, token 2
+    scores 0.9 with a real class only. The conditional model picks 1; at w = 3 the guided scores are 1 and 3.6."""
+
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        logits = torch.zeros(*tokens.shape, self.codebook_size)
+        logits[..., 1] = 1.0
+        if class_ids is not None:
+            logits[..., 2] = 0.9 * (class_ids != self.null_class_id).float()[:, None]
+        return logits
+
+
+def test_cfg_weight_changes_the_samples() -> None:
+    # a random net's class token moves its logits too little to flip a token reliably (on torch 2.11 w = 0 and
+    # w = 3 drew the same tokens), so the guided choice is made unambiguous by fixed logits
+    net = ClassBiased(codebook_size=16, num_tokens=36, num_classes=3, dim=8, depth=1, heads=2, mlp_dim=8).eval()
+    a, _, _ = run(net, steps=4, cfg_weight=0.0, sample_tokens=False)
+    b, _, _ = run(net, steps=4, cfg_weight=3.0, sample_tokens=False)
+    assert (a.tokens == 1).all()
+    assert (b.tokens == 2).all()
 
 
 def test_precision_bf16_runs_the_transformer_in_bfloat16(net: MaskGITTransformer) -> None:
