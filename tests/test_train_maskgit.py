@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ from tinymaskgit.train import train
 def test_fast_dev_run(make_cfg, tokenizer_ckpt: Path) -> None:
     metrics = train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", *TINY_TF))
     assert "val/loss" in metrics and "val/masked_acc" in metrics
+
+
+def test_the_frozen_tokenizer_raises_no_eval_mode_warning(make_cfg, tokenizer_ckpt: Path) -> None:
+    # Lightning warns of modules in eval mode at the start of training; the frozen tokenizer is, on purpose
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", *TINY_TF))
+    assert not [w for w in caught if "in eval mode at the start of training" in str(w.message)]
 
 
 def test_transformer_trains_and_samples_on_an_fsq_tokenizer(make_cfg, tmp_path: Path) -> None:

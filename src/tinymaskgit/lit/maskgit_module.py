@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,13 @@ class MaskGITModule(L.LightningModule):
         super().train(mode)
         self.tokenizer.eval()  # frozen: never in training mode
         return self
+
+    def on_fit_start(self) -> None:
+        # Lightning warns of any module in eval mode when training starts ("may lead to unexpected behavior"):
+        # the frozen tokenizer is, on purpose. Silenced for exactly its count of modules, so that any other
+        # module left in eval mode still shows the warning.
+        n = sum(1 for _ in self.tokenizer.modules())
+        warnings.filterwarnings("ignore", message=rf"Found {n} module\(s\) in eval mode at the start of training")
 
     # -- masked visual token modelling ------------------------------------------------------------------
     def _common_step(self, batch: Batch, stage: str, generator: torch.Generator | None = None) -> torch.Tensor:
