@@ -53,13 +53,14 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
     "compile": {"compile": True},
     "bf16+compile": {"bf16": True, "compile": True},
     "bf16+sdpa": {"bf16": True, "sdpa": True},
+    "bf16+adaln": {"bf16": True, "cond": "adaln"},
 }
 
 
 def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[str, dict[str, Any]]:
     """The lever ``experiment=<experiment> stage=<stage>`` trains with, from the config Hydra composes for it,
     so the benchmark's 'recipe' row cannot drift from the recipe: its precision, the tokenizer's memory layout
-    and, for the transformer, its attention implementation and dropout."""
+    and, for the transformer, its attention implementation, dropout and class conditioning."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
     lever: dict[str, Any] = {"bf16": str(cfg.trainer.precision).startswith("bf16")}
@@ -69,8 +70,8 @@ def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[
         parts.append("channels_last")
     if stage == "maskgit":
         tf = cfg.model.transformer
-        lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout))
-        parts += ["sdpa"] * lever["sdpa"] + [f"dropout {tf.dropout:g}"]
+        lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout), cond=str(tf.get("cond", "token")))
+        parts += ["sdpa"] * lever["sdpa"] + [f"dropout {tf.dropout:g}"] + ["adaln"] * (lever["cond"] == "adaln")
     return f"recipe ({', '.join(parts)})", lever
 
 
@@ -127,6 +128,7 @@ def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: tor
         num_tokens=tok.num_tokens,
         num_classes=10,
         attn_impl="sdpa" if lever.get("sdpa") else "math",
+        cond=lever.get("cond", "token"),
         **({"dropout": lever["dropout"]} if "dropout" in lever else {}),
     )
     net = net.to(device).train()

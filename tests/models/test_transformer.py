@@ -1,10 +1,12 @@
-"""The MaskGIT transformer: its attention paths agree, the class token and null class, CFG, shape checks."""
+"""The MaskGIT transformer: its attention paths agree, the class token and null class, CFG, adaLN conditioning,
+shape checks."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.transformer import MaskGITTransformer
 
 
@@ -45,3 +47,71 @@ def test_wrong_token_count_is_refused() -> None:
     net = MaskGITTransformer(codebook_size=16, num_tokens=9, num_classes=0, dim=32, depth=1, heads=4, mlp_dim=64)
     with pytest.raises(ValueError, match="expected 9 tokens"):
         net(torch.zeros(1, 16, dtype=torch.long))
+
+
+def small(cond: str = "adaln") -> MaskGITTransformer:
+    return MaskGITTransformer(
+        codebook_size=16, num_tokens=9, num_classes=3, dim=32, depth=2, heads=4, mlp_dim=64, dropout=0.0, cond=cond
+    ).eval()
+
+
+def test_adaln_starts_with_every_block_closed() -> None:
+    """adaLN-Zero: at initialisation each block is the identity, so its attention and MLP weights do not matter."""
+    torch.manual_seed(0)
+    net = small()
+    tokens = torch.randint(0, 17, (2, 9))
+    before = net(tokens, torch.tensor([0, 1]))
+    with torch.no_grad():
+        for block in net.blocks:
+            for p in [*block.attn.parameters(), *block.mlp.parameters()]:  # type: ignore[union-attr]
+                p.add_(torch.randn_like(p))
+    assert torch.equal(net(tokens, torch.tensor([0, 1])), before)
+    token_net = small("token")
+    token_net.load_state_dict({k: v for k, v in net.state_dict().items() if "modulation" not in k}, strict=False)
+    assert not torch.allclose(token_net(tokens, torch.tensor([0, 1])), before)  # the token net's blocks are open
+
+
+def test_adaln_modulates_every_block_by_the_class() -> None:
+    torch.manual_seed(0)
+    net = small()
+    assert len(net.modulations()) == net.config.depth + 1
+    seen: list[torch.Tensor] = []
+    hooks = [b.register_forward_pre_hook(lambda _m, args: seen.append(args[1])) for b in net.blocks]
+    tokens, labels = torch.randint(0, 17, (2, 9)), torch.tensor([1, 3])
+    plain = net(tokens, labels)
+    for h in hooks:
+        h.remove()
+    assert len(seen) == net.config.depth
+    for cond in seen:  # every block gets the class embedding as its condition
+        assert torch.equal(cond, net.class_emb(labels))
+    with torch.no_grad():
+        net.final_modulation.weight.normal_()  # type: ignore[union-attr]
+    assert not torch.allclose(net(tokens, labels), plain)  # the final norm is modulated too
+    block = net.blocks[0]
+    with torch.no_grad():
+        block.modulation.weight.normal_(std=0.5)  # type: ignore[union-attr]
+        block.modulation.bias.normal_(std=0.5)  # type: ignore[union-attr]
+    x = torch.randn(2, 10, 32)
+    c0, c1 = net.class_emb(torch.tensor([0, 0])), net.class_emb(torch.tensor([1, 1]))
+    assert not torch.allclose(block(x, c0), block(x, c1))  # the class sets the block's scale, shift and gate
+    with pytest.raises(ValueError, match="needs the"):
+        block(x)
+
+
+def test_adaln_rebuilds_from_its_stored_config() -> None:
+    torch.manual_seed(0)
+    net = small()
+    with torch.no_grad():
+        for m in net.modulations():
+            m.weight.normal_(std=0.1)
+    again = MaskGITTransformer(**as_dict(net.config))
+    again.load_state_dict(net.state_dict())  # strict: the same modules exist
+    tokens = torch.randint(0, 17, (2, 9))
+    assert torch.equal(again.eval()(tokens, torch.tensor([2, 3])), net(tokens, torch.tensor([2, 3])))
+    old = {k: v for k, v in as_dict(small("token").config).items() if k != "cond"}  # a checkpoint from before cond
+    assert MaskGITTransformer(**old).config.cond == "token"
+
+
+def test_unknown_conditioning_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"cond must be one of \('token', 'adaln'\), got 'film'"):
+        small("film")

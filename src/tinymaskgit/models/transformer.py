@@ -4,7 +4,10 @@ Dimension legend: B batch, N tokens per image (L*L), K codebook size, C width.
 Vocabulary: the K codebook ids plus one mask token, ``mask_token_id = K``. The class condition is a class
 token prepended to the sequence, from its own table of ``num_classes + 1`` entries; the last entry,
 ``null_class_id = num_classes``, is the "no class" used for classifier-free guidance and for
-unconditional models (``num_classes = 0``). Output: logits over the K codes at every image position.
+unconditional models (``num_classes = 0``). With ``cond='adaln'`` the class embedding also sets a scale,
+shift and gate for every block's two branches and the final norm (DiT's adaLN-Zero, Peebles & Xie 2023:
+the modulation starts at zero, so every block starts as the identity). Output: logits over the K codes at
+every image position.
 
 CFG convention: ``logits = (1 + w) * cond - w * uncond``; w = 0 is the plain conditional model.
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tinymaskgit.models.attention import MultiHeadSelfAttention
@@ -38,20 +42,39 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+CONDS = ("token", "adaln")
 
-    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, attn_impl: str) -> None:
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(B, S, C) normalised activations scaled by (1 + scale) and shifted, per image: shift, scale (B, 1, C)."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
+
+    ``adaln``: the norms lose their own affine parameters; a (B, C) condition sets each branch's shift and scale
+    after its norm and a gate on its output, from one zero-initialised linear layer (adaLN-Zero).
+    """
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float, attn_impl: str, adaln: bool = False) -> None:
         super().__init__()
-        self.ln1 = nn.LayerNorm(dim)
+        self.ln1 = nn.LayerNorm(dim, elementwise_affine=not adaln)
         self.attn = MultiHeadSelfAttention(dim, heads, dropout, attn_impl)
         self.drop = nn.Dropout(dropout)
-        self.ln2 = nn.LayerNorm(dim)
+        self.ln2 = nn.LayerNorm(dim, elementwise_affine=not adaln)
         self.mlp = MLP(dim, mlp_dim, dropout)
+        self.modulation = nn.Linear(dim, 6 * dim) if adaln else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x)))
-        return x + self.mlp(self.ln2(x))
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.modulation is None:
+            x = x + self.drop(self.attn(self.ln1(x)))
+            return x + self.mlp(self.ln2(x))
+        if cond is None:
+            raise ValueError("an adaln block needs the (B, C) condition")
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(cond))[:, None].chunk(6, dim=-1)
+        x = torch.addcmul(x, gate1, self.drop(self.attn(modulate(self.ln1(x), shift1, scale1))))
+        return torch.addcmul(x, gate2, self.mlp(modulate(self.ln2(x), shift2, scale2)))
 
 
 @dataclass
@@ -67,6 +90,7 @@ class TransformerConfig:
     mlp_dim: int = 1024
     dropout: float = 0.1
     attn_impl: str = "math"  # 'math' (written out) | 'sdpa' (PyTorch's fused kernel), same result
+    cond: str = "token"  # 'token': the class token alone | 'adaln': it also modulates every block (adaLN-Zero)
 
 
 class MaskGITTransformer(nn.Module):
@@ -77,6 +101,9 @@ class MaskGITTransformer(nn.Module):
         super().__init__()
         c = self.config = config_of(TransformerConfig, config, kwargs)
         codebook_size, num_tokens, num_classes, dim = c.codebook_size, c.num_tokens, c.num_classes, c.dim
+        if c.cond not in CONDS:
+            raise ValueError(f"cond must be one of {CONDS}, got {c.cond!r}")
+        adaln = c.cond == "adaln"
         self.codebook_size = codebook_size
         self.num_tokens = num_tokens
         self.num_classes = num_classes
@@ -86,11 +113,22 @@ class MaskGITTransformer(nn.Module):
         self.class_emb = nn.Embedding(num_classes + 1, dim)  # + null class
         self.pos_emb = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))  # + class token
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(dim, c.heads, c.mlp_dim, c.dropout, c.attn_impl) for _ in range(c.depth))
-        self.ln_f = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(
+            Block(dim, c.heads, c.mlp_dim, c.dropout, c.attn_impl, adaln) for _ in range(c.depth)
+        )
+        self.ln_f = nn.LayerNorm(dim, elementwise_affine=not adaln)
+        self.final_modulation = nn.Linear(dim, 2 * dim) if adaln else None  # shift, scale of the final norm
         self.head = nn.Linear(dim, codebook_size)
         self.apply(self._init_weights)
         nn.init.trunc_normal_(self.pos_emb, std=0.02)
+        for m in self.modulations():  # adaLN-Zero: no modulation, closed gates at the start
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def modulations(self) -> list[nn.Linear]:
+        """The adaLN layers (none with ``cond='token'``)."""
+        layers = [b.modulation for b in self.blocks] + [self.final_modulation]  # type: ignore[union-attr]
+        return [m for m in layers if isinstance(m, nn.Linear)]
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -112,11 +150,17 @@ class MaskGITTransformer(nn.Module):
             raise ValueError(f"expected {self.num_tokens} tokens per image, got {n}")
         if class_ids is None:
             class_ids = torch.full((b,), self.null_class_id, dtype=torch.long, device=tokens.device)
-        x = torch.cat([self.class_emb(class_ids)[:, None], self.tok_emb(tokens)], dim=1)  # (B, 1 + N, C)
+        cls = self.class_emb(class_ids)  # (B, C)
+        x = torch.cat([cls[:, None], self.tok_emb(tokens)], dim=1)  # (B, 1 + N, C)
         x = self.drop(x + self.pos_emb)
+        cond = cls if self.final_modulation is not None else None
         for block in self.blocks:
-            x = block(x)
-        return self.head(self.ln_f(x[:, 1:]))  # (B, N, K)
+            x = block(x, cond)
+        x = self.ln_f(x[:, 1:])
+        if self.final_modulation is not None:
+            shift, scale = self.final_modulation(F.silu(cls))[:, None].chunk(2, dim=-1)
+            x = modulate(x, shift, scale)
+        return self.head(x)  # (B, N, K)
 
     def forward_with_cfg(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_weight: float) -> torch.Tensor:
         """Guided logits (1 + w) * cond - w * uncond, both halves in one batched forward."""
