@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from tinymaskgit.models.transformer import MaskGITTransformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -138,3 +141,48 @@ def test_a_preset_that_extends_another_builds_with_its_own_and_inherited_keys() 
 def test_unknown_preset_is_refused_with_the_list() -> None:
     with pytest.raises(SystemExit, match="no model preset 'huge'.*tiny, tiny_narrow"):
         common.model_config("huge")
+
+
+class ClassTokens(MaskGITTransformer):
+    """Fixed logits that favour token id == class id: a real class predicts an image of its own id's tokens, the
+    null class predicts nothing in particular."""
+
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        assert class_ids is not None
+        logits = torch.zeros(*tokens.shape, self.codebook_size)
+        real = class_ids < self.num_classes
+        logits[real, :, class_ids[real]] = 2.0
+        return logits
+
+
+def test_class_information_finds_the_class_the_net_uses() -> None:
+    import class_information
+
+    net = ClassTokens(codebook_size=8, num_tokens=16, num_classes=4, dim=8, depth=1, heads=2, mlp_dim=8)
+    labels = torch.tensor([0, 1, 2, 3, 1, 2])
+    tokens = labels[:, None].expand(-1, 16).clone()  # image c is all token c
+    info = class_information.class_information(net, tokens, labels, ratio=0.5, batch=4)
+    assert info["accuracy"] == 1.0
+    # true class: -log(e^2 / (e^2 + 7)); null class: log 8
+    assert info["ce_true"] == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 7)), abs=1e-5)
+    assert info["ce_null"] == pytest.approx(math.log(8), abs=1e-5)
+    assert info["gap"] == pytest.approx(info["ce_null"] - info["ce_true"])
+    shuffled = class_information.class_information(net, tokens, labels.roll(1), ratio=0.5)  # wrong labels
+    assert shuffled["accuracy"] == 0.0 and shuffled["gap"] < 0
+
+
+def test_class_information_script_end_to_end(maskgit_ckpt: Path, tmp_path: Path) -> None:
+    import class_information
+
+    class_information.main(["--ckpt", str(maskgit_ckpt), "--n", "12", "--ratios", "0.5", "1.0", "--out", str(tmp_path)])
+    rows = json.loads((tmp_path / "class_information.json").read_text())["rows"]
+    assert [r["masked"] for r in rows] == [0.5, 1.0] and {r["images"] for r in rows} == {12}
+    for r in rows:
+        assert 0 <= r["accuracy"] <= 1 and r["gap"] == pytest.approx(r["ce_null"] - r["ce_true"], abs=2e-4)
+    with pytest.raises(SystemExit, match="does not exist"):
+        class_information.main(["--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no config.yaml"):
+        lone = tmp_path / "lone" / "checkpoints" / "last.ckpt"
+        lone.parent.mkdir(parents=True)
+        lone.write_bytes(maskgit_ckpt.read_bytes())
+        class_information.main(["--ckpt", str(lone), "--out", str(tmp_path)])
