@@ -136,7 +136,7 @@ def test_cat_faces_recipe_inpaints_every_pair_and_writes_the_strip(
 @pytest.mark.parametrize(
     "recipe,step,expected",
     [
-        ("tiny_imagenet", "samples", "cfg_weight=10"),
+        ("tiny_imagenet", "samples", "cfg_weight=5"),
         ("cat_faces", "inpainted", "temperature=1"),
         ("cat_faces", "inpainting", "temperature=1"),
     ],
