@@ -30,6 +30,16 @@ class TinyFeatures:
         return None
 
 
+class TinyClassifier(TinyFeatures):
+    """TinyFeatures that also classify: the class is the argmax of the first ten feature dimensions."""
+
+    name = "tinyclf"
+    metric = "fd_tinyclf"
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor | None:
+        return self.features(images)[:, :10].argmax(-1)
+
+
 class WeightRecorder:
     """A Lightning callback that keeps a copy of the transformer's raw weights after every optimizer step."""
 

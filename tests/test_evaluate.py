@@ -69,6 +69,41 @@ def test_reconstruction_protocol(eval_cfg, tokenizer_ckpt: Path) -> None:
     assert rows[0]["psnr"] > 5
 
 
+def test_reconstruction_class_accuracy_per_class(eval_cfg, tokenizer_ckpt: Path) -> None:
+    """The classifier's accuracy on the reconstructions and on the originals, overall and per class, are exactly
+    those of its predictions on the images the protocol compares."""
+    import torch
+
+    from tests.fakes import TinyClassifier
+    from tinymaskgit.data.generated import GeneratedDataModule
+    from tinymaskgit.data.images import to_float, to_uint8
+    from tinymaskgit.inference import load_tokenizer
+
+    rows = evaluate(
+        eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}", "eval.backend=tests.fakes.TinyClassifier")
+    )
+    dm = GeneratedDataModule(root=str(eval_cfg().data.root), **GEN)
+    val = dm.dataset("val")
+    with torch.no_grad():
+        recon = to_uint8(load_tokenizer(str(tokenizer_ckpt))(to_float(val.images))[0])
+    clf = TinyClassifier()
+    hit, hit_real = clf.predict(recon) == val.labels, clf.predict(val.images) == val.labels
+    assert [r["class_name"] for r in rows] == ["all", *dm.class_names]
+    assert rows[0]["class_acc"] == pytest.approx(float(hit.float().mean()))
+    assert rows[0]["class_acc_real"] == pytest.approx(float(hit_real.float().mean()))
+    c = 3
+    sel = val.labels == c
+    assert rows[1 + c]["n_fake"] == int(sel.sum()) == GEN["val_per_class"]
+    assert rows[1 + c]["class_acc"] == pytest.approx(float(hit[sel].float().mean()))
+    assert rows[1 + c]["class_acc_real"] == pytest.approx(float(hit_real[sel].float().mean()))
+    assert "class acc" in (Path(eval_cfg().out_dir) / "results.md").read_text()
+    # a backend without predictions (and per_class=false) gives the single overall row, without accuracies
+    (only,) = evaluate(
+        eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}", "per_class=false", "overwrite=true")
+    )
+    assert "class_acc" not in only
+
+
 def test_inpainting_protocol(eval_cfg, maskgit_ckpt: Path) -> None:
     rows = evaluate(eval_cfg("protocol=inpainting", f"ckpt={maskgit_ckpt}", "steps=2"))
     assert rows[0]["reference"] == "generated/test_gt" and rows[0]["n_fake"] == GEN["inpaint"]
@@ -153,7 +188,7 @@ def test_row_values_are_the_metrics_of_the_images(eval_cfg, maskgit_ckpt: Path, 
     feats = TinyFeatures()
     dm = GeneratedDataModule(root=str(eval_cfg().data.root), **GEN)
 
-    (rec_row,) = evaluate(eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}"))
+    rec_row = evaluate(eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}"))[0]
     val = dm.dataset("val").images
     with torch.no_grad():
         recon = to_uint8(load_tokenizer(str(tokenizer_ckpt))(to_float(val))[0])

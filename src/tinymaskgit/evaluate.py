@@ -1,7 +1,8 @@
 """Evaluate by Fréchet distance / KID: ``python -m tinymaskgit.evaluate protocol=generation ckpt=...``.
 
 Protocols:
-- ``reconstruction``: the tokenizer's reconstructions of ``split`` vs the originals.
+- ``reconstruction``: the tokenizer's reconstructions of ``split`` vs the originals (overall and per class), plus
+  the reference classifier's accuracy on the reconstructions and on the originals.
 - ``generation``: ``n_per_class`` samples per class vs the ``reference_split`` images (overall and per
   class), plus the reference classifier's accuracy on the samples.
 - ``inpainting``: the completed inpainting test images vs their ground truth (FD and KID).
@@ -75,7 +76,8 @@ def score(
 
 def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
     dm = instantiate(cfg.data)
-    images = dm.dataset(cfg.split).images
+    split = dm.dataset(cfg.split)
+    images, labels = split.images, split.labels
     tok = load_tokenizer(cfg.ckpt, device, stage=None)
     recon = []
     with torch.no_grad():
@@ -84,16 +86,42 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
             recon.append(to_uint8(tok(x)[0]).cpu())
     fake_images = torch.cat(recon)
     if cfg.get("save_images"):
-        save_by_class(fake_images, dm.dataset(cfg.split).labels, list(dm.class_names), Path(cfg.images_dir))
+        save_by_class(fake_images, labels, list(dm.class_names), Path(cfg.images_dir))
     real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
-    row = score(backend, backend.features(fake_images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
+    fake = backend.features(fake_images).numpy()
+    row = score(backend, fake, real, cfg.eval, cfg.bootstrap, seed)
     row.update(
         n_fake=len(fake_images),
         n_real=len(images),
         reference=f"{dm.name}/{cfg.split}",
+        class_name="all",
         psnr=float(psnr(to_float(fake_images), to_float(images))),
     )
-    return [row]
+    # how much of the class the tokenizer keeps: the classifier on the reconstructions and on the originals
+    # (the ceiling that samples decoded by the same tokenizer are judged against)
+    preds, preds_real = backend.predict(fake_images), backend.predict(images)
+    if preds is not None and preds_real is not None and dm.num_classes:
+        row["class_acc"] = float((preds == labels).float().mean())
+        row["class_acc_real"] = float((preds_real == labels).float().mean())
+    rows = [row]
+    if cfg.per_class and dm.num_classes:
+        for c, name in enumerate(dm.class_names):
+            sel = (labels == c).numpy()
+            if sel.sum() < 2:
+                continue
+            r = score(backend, fake[sel], real[sel], cfg.eval, 0, seed)
+            r.update(
+                n_fake=int(sel.sum()),
+                n_real=int(sel.sum()),
+                reference=f"{dm.name}/{cfg.split}/{name}",
+                class_name=name,
+                psnr=float(psnr(to_float(fake_images[sel]), to_float(images[sel]))),
+            )
+            if preds is not None and preds_real is not None and "class_acc" in row:
+                r["class_acc"] = float((preds[sel] == c).float().mean())
+                r["class_acc_real"] = float((preds_real[sel] == c).float().mean())
+            rows.append(r)
+    return rows
 
 
 def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], folder: Path) -> None:
@@ -221,7 +249,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if "ci95_lo" in r:
             extra.append(f"95% CI [{r['ci95_lo']:.2f}, {r['ci95_hi']:.2f}]")
         if "class_acc" in r:
-            extra.append(f"class acc {r['class_acc']:.1%}")
+            real_acc = f" (originals {r['class_acc_real']:.1%})" if "class_acc_real" in r else ""
+            extra.append(f"class acc {r['class_acc']:.1%}{real_acc}")
         if "psnr" in r:
             extra.append(f"PSNR {r['psnr']:.2f} dB")
         if r.get("classifier_val_acc") is not None:
