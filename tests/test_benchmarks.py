@@ -186,3 +186,56 @@ def test_class_information_script_end_to_end(maskgit_ckpt: Path, tmp_path: Path)
         lone.parent.mkdir(parents=True)
         lone.write_bytes(maskgit_ckpt.read_bytes())
         class_information.main(["--ckpt", str(lone), "--out", str(tmp_path)])
+
+
+def test_blurred_keeps_full_size_and_flat_images_and_loses_detail_as_it_shrinks() -> None:
+    import blur_reference
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8, generator=g)
+    assert torch.equal(blur_reference.blurred(images, 64), images)
+    flat = torch.full((2, 3, 64, 64), 77, dtype=torch.uint8)
+    assert torch.equal(blur_reference.blurred(flat, 8), flat)
+    errors = [(blur_reference.blurred(images, s).float() - images.float()).pow(2).mean() for s in (32, 16, 8)]
+    assert errors[0] < errors[1] < errors[2]
+    with pytest.raises(ValueError, match="size must lie in"):
+        blur_reference.blurred(images, 0)
+
+
+def test_blur_reference_rows_are_the_classifier_on_those_images(
+    generated_root: Path, tokenizer_ckpt: Path, make_cfg, tmp_path: Path
+) -> None:
+    import blur_reference
+
+    from tests.conftest import GEN
+    from tests.fakes import TinyClassifier
+    from tinymaskgit.data.generated import GeneratedDataModule
+    from tinymaskgit.train import train
+
+    val = GeneratedDataModule(root=str(generated_root), **GEN).dataset("val")
+    clf = TinyClassifier()
+    rows = blur_reference.measure(clf, val.images, val.labels, [16], [tokenizer_ckpt])
+    assert [r["images"] for r in rows] == [
+        "originals (64 px)",
+        "16 px, scaled up",
+        f"reconstructions: {tokenizer_ckpt}",
+    ]
+    assert rows[0]["psnr"] is None and rows[0]["fd_tinyclf"] == pytest.approx(0, abs=1e-6)
+    truth = float((clf.predict(val.images) == val.labels).float().mean())
+    assert rows[0]["class_acc"] == pytest.approx(truth, abs=1e-4)
+    soft = blur_reference.blurred(val.images, 16)
+    assert rows[1]["class_acc"] == pytest.approx(float((clf.predict(soft) == val.labels).float().mean()), abs=1e-4)
+    assert rows[1]["fd_tinyclf"] > 0 and rows[1]["psnr"] > rows[2]["psnr"] - 50
+
+    # the script on a real classifier checkpoint, its data from the run's config.yaml
+    out = tmp_path / "clf"
+    train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={out}"))
+    ckpt = out / "checkpoints" / "last.ckpt"
+    blur_reference.main(["--classifier", str(ckpt), "--sizes", "16", "--out", str(tmp_path / "bench")])
+    saved = json.loads((tmp_path / "bench" / "blur_reference.json").read_text())["rows"]
+    assert [r["images"] for r in saved] == ["originals (64 px)", "16 px, scaled up"]
+    assert all(0 <= r["class_acc"] <= 1 for r in saved) and saved[1]["fd_classifier"] > 0
+    with pytest.raises(SystemExit, match="does not exist"):
+        blur_reference.main(["--classifier", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        blur_reference.main(["--classifier", str(ckpt), "--sizes", "64", "--out", str(tmp_path)])
