@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from class_information import split_images
@@ -48,9 +49,11 @@ def reconstructions(tokenizer_ckpt: Path, images: torch.Tensor, batch: int = 128
     return torch.cat([to_uint8(tok(to_float(images[i : i + batch]))[0]) for i in range(0, len(images), batch)])
 
 
-def row_for(name: str, backend: Backend, fake: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> dict:
-    """PSNR, the classifier's accuracy, FD and KID of ``fake`` against the originals ``images``."""
-    real_f, fake_f = backend.features(images).numpy(), backend.features(fake).numpy()
+def row_for(
+    name: str, backend: Backend, fake: torch.Tensor, real_f: np.ndarray, images: torch.Tensor, labels: torch.Tensor
+) -> dict[str, Any]:
+    """PSNR, the classifier's accuracy, FD and KID of ``fake`` against the originals (their features ``real_f``)."""
+    fake_f = backend.features(fake).numpy()
     preds = backend.predict(fake)
     identical = torch.equal(fake, images)
     return {
@@ -71,19 +74,12 @@ def measure(
 ) -> list[dict[str, Any]]:
     """One row for the originals, one per blur size, one per tokenizer's reconstructions."""
     s = images.shape[-1]
-    rows = [
-        row_for(
-            f"originals ({s} px)" if size == s else f"{size} px, scaled up",
-            backend,
-            blurred(images, size),
-            images,
-            labels,
-        )
-        for size in [s, *sizes]
+    real_f = backend.features(images).numpy()
+    named = [
+        (f"originals ({s} px)" if size == s else f"{size} px, scaled up", blurred(images, size)) for size in [s, *sizes]
     ]
-    for ckpt in tokenizers or []:
-        rows.append(row_for(f"reconstructions: {ckpt}", backend, reconstructions(ckpt, images), images, labels))
-    return rows
+    named += [(f"reconstructions: {ckpt}", reconstructions(ckpt, images)) for ckpt in tokenizers or []]
+    return [row_for(name, backend, fake, real_f, images, labels) for name, fake in named]
 
 
 def main(argv: list[str] | None = None) -> None:
