@@ -26,6 +26,7 @@ from common import report
 
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.errors import TinyMaskGITError
+from tinymaskgit.evaluate import reconstruct
 from tinymaskgit.inference import classifier_backend, load_tokenizer
 from tinymaskgit.metrics.features import Backend
 from tinymaskgit.metrics.fid import Stats, fd_to, kid
@@ -41,12 +42,6 @@ def blurred(images: torch.Tensor, size: int) -> torch.Tensor:
         return images.clone()
     small = F.interpolate(to_float(images), size=size, mode="area")
     return to_uint8(F.interpolate(small, size=s, mode="bilinear", align_corners=False).clamp(-1, 1))
-
-
-@torch.no_grad()
-def reconstructions(tokenizer_ckpt: Path, images: torch.Tensor, batch: int = 128) -> torch.Tensor:
-    tok = load_tokenizer(str(tokenizer_ckpt))
-    return torch.cat([to_uint8(tok(to_float(images[i : i + batch]))[0]) for i in range(0, len(images), batch)])
 
 
 def row_for(
@@ -78,7 +73,10 @@ def measure(
     named = [
         (f"originals ({s} px)" if size == s else f"{size} px, scaled up", blurred(images, size)) for size in [s, *sizes]
     ]
-    named += [(f"reconstructions: {ckpt}", reconstructions(ckpt, images)) for ckpt in tokenizers or []]
+    cpu = torch.device("cpu")
+    named += [
+        (f"reconstructions: {c}", reconstruct(load_tokenizer(str(c)), images, 128, cpu)) for c in tokenizers or []
+    ]
     return [row_for(name, backend, fake, real_f, images, labels) for name, fake in named]
 
 
