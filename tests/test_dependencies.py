@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_SHIPPED = {
     "lightning": {
-        "lightning.pytorch.callbacks.EMAWeightAveraging": "2.6.0",
+        "lightning.pytorch.callbacks.WeightAveraging": "2.6.0",
         "lightning.pytorch.callbacks.Timer": "2.0.0",
         "lightning.pytorch.callbacks.LearningRateMonitor": "2.0.0",
         "lightning.pytorch.callbacks.ModelCheckpoint": "2.0.0",

@@ -101,12 +101,12 @@ def test_bad_image_grid_settings_fail_before_training(make_cfg, tokenizer_ckpt: 
     assert str(err).startswith("stage.module.sample: sampler setting steps='x': Value 'x' of type 'str'")
 
 
-def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
+def test_saved_ema_weights_are_the_warmed_up_average_of_the_raw_weights(
     make_cfg, tokenizer_ckpt: Path, tmp_path: Path
 ) -> None:
     from tests.fakes import WeightRecorder
 
-    decay = 0.5
+    decay = 0.5  # the warm-up's (1 + n) / (10 + n) stays below it for these steps: 1/10, 2/11
     train(
         make_cfg(
             "stage=maskgit",
@@ -124,10 +124,10 @@ def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
     history = WeightRecorder.history
     assert len(history) == 3
     expected = {k: v.clone() for k, v in history[0].items()}  # the first update copies, then decay
-    for step in history[1:]:
+    for n, step in enumerate(history[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n))
         for k, v in step.items():
-            if v.is_floating_point():
-                expected[k] = decay * expected[k] + (1 - decay) * v
+            expected[k] = d * expected[k] + (1 - d) * v if v.is_floating_point() else v
     saved = {k[4:]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     raw = {k[4:]: v for k, v in ckpt["current_model_state"].items() if k.startswith("net.")}
     name = "blocks.0.attn.q_proj.weight"
@@ -137,6 +137,23 @@ def test_saved_ema_weights_are_lightnings_average_of_the_raw_weights(
         assert torch.allclose(saved[k], v, atol=1e-6), k
     m = load_maskgit(str(path))  # sampling loads the average
     assert torch.equal(m.net.state_dict()[name], saved[name])
+
+
+def test_ema_decay_warms_up_and_leaves_integer_buffers_alone() -> None:
+    from tinymaskgit.callbacks.ema import _ema_update, warm_decay
+
+    assert warm_decay(0.999, 0) == pytest.approx(0.1)  # the first average after the copy follows the weights
+    assert warm_decay(0.999, 1000) == pytest.approx(1001 / 1010)
+    assert warm_decay(0.999, 10**6) == 0.999
+    avg, cur = torch.zeros(3), torch.ones(3)
+    assert torch.allclose(_ema_update(avg, cur, torch.tensor(10**6), decay=0.9), torch.full((3,), 0.1))
+    counter = _ema_update(torch.tensor([5]), torch.tensor([7]), torch.tensor(3), decay=0.9)  # e.g. steps_unused
+    assert counter.dtype == torch.int64 and counter.item() == 7
+
+
+def test_bad_ema_decay_is_refused_before_training(make_cfg, tokenizer_ckpt: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^stage.ema_decay must lie strictly between 0 and 1 .* got 1.5$"):
+        train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "stage.ema_decay=1.5"))
 
 
 def test_time_bounded_run_decays_the_rate_by_the_clock(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:

@@ -21,8 +21,7 @@ def build_vqvae(cfg: DictConfig) -> Built:
 
 def build_maskgit(cfg: DictConfig) -> Built:
     """Stage 2: images -> frozen tokenizer -> cached tokens -> transformer."""
-    from lightning.pytorch.callbacks import EMAWeightAveraging
-
+    from tinymaskgit.callbacks.ema import WarmEMA
     from tinymaskgit.data.tokens import TokenDataModule
     from tinymaskgit.inference import load_tokenizer
 
@@ -62,7 +61,7 @@ def build_maskgit(cfg: DictConfig) -> Built:
     )
     callbacks: list[L.Callback] = []
     if cfg.stage.get("ema_decay"):
-        callbacks.append(EMAWeightAveraging(decay=cfg.stage.ema_decay))
+        callbacks.append(WarmEMA(decay=cfg.stage.ema_decay))
     return datamodule, module, callbacks
 
 

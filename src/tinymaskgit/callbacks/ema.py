@@ -1,0 +1,41 @@
+"""An exponential moving average of the weights whose decay warms up, on Lightning's WeightAveraging.
+
+Lightning's ``EMAWeightAveraging`` uses one decay from the first update on, so after n updates the average still
+holds decay**n of the initial, random weights: 0.999**1000 = 37%. A run of a few thousand steps then validates,
+draws its image grids and saves a model dominated by its start. Here the decay after n earlier updates is
+``min(decay, (1 + n) / (10 + n))`` (the warm-up of TensorFlow's ExponentialMovingAverage ``num_updates`` and of
+timm's ModelEma): the average follows the weights closely at first and averages over about 1 / (1 - decay)
+steps once n is large. As with Lightning's callback, validation runs on the average, the checkpoint's
+``state_dict`` holds the average (the raw weights ride along in ``current_model_state`` for resuming), and the
+module holds the average when training ends.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+from lightning.pytorch.callbacks import WeightAveraging
+
+from tinymaskgit.errors import ConfigError
+
+
+def warm_decay(decay: float, num_averaged: int) -> float:
+    """The decay used for an update after ``num_averaged`` earlier ones."""
+    return min(decay, (1 + num_averaged) / (10 + num_averaged))
+
+
+def _ema_update(average: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor, decay: float) -> torch.Tensor:
+    if not average.is_floating_point():  # counters and ids are copied, not averaged
+        return current
+    return torch.lerp(average, current, 1 - warm_decay(decay, int(num_averaged)))
+
+
+class WarmEMA(WeightAveraging):
+    """EMA of the LightningModule's weights (and buffers), decay ``min(decay, (1 + n) / (10 + n))``, every step."""
+
+    def __init__(self, decay: float = 0.999) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {decay}")
+        super().__init__(use_buffers=True, avg_fn=partial(_ema_update, decay=decay))
+        self.decay = decay
