@@ -145,10 +145,12 @@ def test_ema_decay_warms_up_and_leaves_integer_buffers_alone() -> None:
     assert warm_decay(0.999, 0) == pytest.approx(0.1)  # the first average after the copy follows the weights
     assert warm_decay(0.999, 1000) == pytest.approx(1001 / 1010)
     assert warm_decay(0.999, 10**6) == 0.999
-    avg, cur = torch.zeros(3), torch.ones(3)
-    assert torch.allclose(_ema_update(avg, cur, torch.tensor(10**6), decay=0.9), torch.full((3,), 0.1))
-    counter = _ema_update(torch.tensor([5]), torch.tensor([7]), torch.tensor(3), decay=0.9)  # e.g. steps_unused
-    assert counter.dtype == torch.int64 and counter.item() == 7
+    avg, cur = [torch.zeros(3), torch.zeros(2)], [torch.ones(3), torch.full((2,), 2.0)]
+    _ema_update(avg, cur, torch.tensor(10**6), decay=0.9)
+    assert torch.allclose(avg[0], torch.full((3,), 0.1)) and torch.allclose(avg[1], torch.full((2,), 0.2))
+    counter = [torch.tensor([5])]  # e.g. the tokenizer's steps_unused
+    _ema_update(counter, [torch.tensor([7])], torch.tensor(3), decay=0.9)
+    assert counter[0].dtype == torch.int64 and counter[0].item() == 7
 
 
 def test_bad_ema_decay_is_refused_before_training(make_cfg, tokenizer_ckpt: Path) -> None:

@@ -25,10 +25,14 @@ def warm_decay(decay: float, num_averaged: int) -> float:
     return min(decay, (1 + num_averaged) / (10 + num_averaged))
 
 
-def _ema_update(average: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor, decay: float) -> torch.Tensor:
-    if not average.is_floating_point():  # counters and ids are copied, not averaged
-        return current
-    return torch.lerp(average, current, 1 - warm_decay(decay, int(num_averaged)))
+def _ema_update(
+    averages: list[torch.Tensor], currents: list[torch.Tensor], num_averaged: torch.Tensor, decay: float
+) -> None:
+    """One update of a group of tensors of one dtype and device, in place (AveragedModel's ``multi_avg_fn``)."""
+    if not averages[0].is_floating_point():  # counters and flags are copied, not averaged
+        torch._foreach_copy_(averages, currents)
+        return
+    torch._foreach_lerp_(averages, currents, 1 - warm_decay(decay, int(num_averaged)))
 
 
 class WarmEMA(WeightAveraging):
@@ -37,5 +41,5 @@ class WarmEMA(WeightAveraging):
     def __init__(self, decay: float = 0.999) -> None:
         if not 0.0 < decay < 1.0:
             raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {decay}")
-        super().__init__(use_buffers=True, avg_fn=partial(_ema_update, decay=decay))
+        super().__init__(use_buffers=True, multi_avg_fn=partial(_ema_update, decay=decay))
         self.decay = decay
