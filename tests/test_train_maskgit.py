@@ -106,7 +106,7 @@ def test_saved_ema_weights_are_the_warmed_up_average_of_the_raw_weights(
 ) -> None:
     from tests.fakes import WeightRecorder
 
-    decay = 0.5  # the warm-up's (1 + n) / (10 + n) stays below it for these steps: 1/10, 2/11
+    decay = 0.5  # the warm-up's (1 + n) / (10 + n) stays below it for these steps: 2/11, 3/12
     train(
         make_cfg(
             "stage=maskgit",
