@@ -17,8 +17,6 @@ from functools import partial
 import torch
 from lightning.pytorch.callbacks import WeightAveraging
 
-from tinymaskgit.errors import ConfigError
-
 
 def warm_decay(decay: float, num_averaged: int) -> float:
     """The decay used for an update after ``num_averaged`` earlier ones."""
@@ -38,8 +36,5 @@ def _ema_update(
 class WarmEMA(WeightAveraging):
     """EMA of the LightningModule's weights (and buffers), decay ``min(decay, (1 + n) / (10 + n))``, every step."""
 
-    def __init__(self, decay: float = 0.999) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {decay}")
+    def __init__(self, decay: float = 0.999) -> None:  # the config's value is checked by config.validate
         super().__init__(use_buffers=True, multi_avg_fn=partial(_ema_update, decay=decay))
-        self.decay = decay
