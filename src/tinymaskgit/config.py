@@ -75,7 +75,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"stage.module.warmup_steps must be an integer >= 0, got {warmup!r}")
     ema = _get(cfg, "stage.ema_decay")
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
-        raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema}")
+        raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema!r}")
     for key in ("stage.module.disc_weight", "stage.module.fm_weight"):
         weight = _get(cfg, key)
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
