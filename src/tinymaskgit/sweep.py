@@ -41,6 +41,8 @@ COLUMNS = [
     "ckpt",
     "cfg_schedule",
     "temperature",
+    "token_temperature",
+    "top_k",
     "job",
 ]
 

@@ -71,6 +71,14 @@ def test_generate_refuses_requests_beyond_the_limits(session: h.Session) -> None
         h.run_generate(session, "zebra", 2, SETTINGS, seed=0)
     with pytest.raises(ConfigError, match="sweet_spot"):
         h.page_settings({**ARGS, "sweet_spot": 6}, max_steps=8)
+    with pytest.raises(ConfigError, match="token_temperature"):
+        h.page_settings({**ARGS, "token_temperature": 0.0}, max_steps=8)
+
+
+def test_page_top_k_of_zero_draws_from_every_code() -> None:
+    assert h.page_settings({**ARGS, "top_k": 0.0}, max_steps=8).top_k is None  # a Number widget gives floats
+    s = h.page_settings({**ARGS, "top_k": 5.0, "token_temperature": 0.8}, max_steps=8)
+    assert (s.top_k, s.token_temperature) == (5, 0.8)
 
 
 def painted_canvas(image: torch.Tensor, rows: slice, cols: slice) -> dict:

@@ -104,6 +104,8 @@ def test_argmax_without_noise_is_deterministic(net: MaskGITTransformer) -> None:
         (dict(cfg_schedule="cos"), "cfg_schedule"),
         (dict(precision="16"), "precision"),
         (dict(reencode=-1), "reencode"),
+        (dict(token_temperature=0.0), "token_temperature"),
+        (dict(top_k=0), "top_k"),
     ],
 )
 def test_bad_settings_are_named(net: MaskGITTransformer, bad: dict, message: str) -> None:
@@ -226,6 +228,36 @@ def test_sample_tokens_false_takes_the_argmax(net: MaskGITTransformer) -> None:
             agree.append(torch.equal(pred[still], logits.argmax(-1)[still]))
             still = mask
         assert all(agree) if not sample_tokens else not all(agree)
+
+
+def test_top_k_draws_only_among_the_k_likeliest_codes(net: MaskGITTransformer) -> None:
+    for top_k in (1, 3):
+        out, spy, _ = run(net, steps=4, top_k=top_k)
+        still = torch.ones(4, 36, dtype=torch.bool)
+        for logits, pred, mask in zip(spy.logits, out.predictions, out.masks):
+            ranks = (logits > logits.gather(-1, pred[..., None])).sum(-1)  # (B, N) codes scored above the draw
+            assert (ranks[still] < top_k).all()  # every position drawn at this step
+            still = mask
+        if top_k == 1:  # the likeliest code: the argmax decoding's first step
+            argmax, _, _ = run(net, steps=4, sample_tokens=False)
+            assert torch.equal(out.predictions[0], argmax.predictions[0])
+    wide, _, _ = run(net, steps=4, top_k=16)  # all 16 codes: the model's own distribution, the same draws
+    assert torch.equal(wide.tokens, run(net, steps=4)[0].tokens)
+
+
+def test_token_temperature_sharpens_the_draw() -> None:
+    """A fixed distribution over 4 codes (0.4, 0.3, 0.2, 0.1): a low token temperature draws the likeliest code
+    more often, a high one flattens the draw; 1 is the model's distribution."""
+    from tinymaskgit.sampling.decode import draw_tokens
+
+    logp = torch.tensor([0.4, 0.3, 0.2, 0.1]).log().expand(20_000, 4)
+    share = {}
+    for t in (0.25, 1.0, 4.0):
+        drawn = draw_tokens(logp, DecodeSettings(token_temperature=t), torch.Generator().manual_seed(0))
+        share[t] = (drawn == 0).float().mean().item()
+    assert share[1.0] == pytest.approx(0.4, abs=0.02)
+    expected_sharp = 0.4**4 / sum(p**4 for p in (0.4, 0.3, 0.2, 0.1))  # softmax(log p / 0.25) of code 0
+    assert share[0.25] == pytest.approx(expected_sharp, abs=0.02) and share[4.0] < 0.32
 
 
 def test_gumbel_on_prob_changes_the_confidences(net: MaskGITTransformer) -> None:

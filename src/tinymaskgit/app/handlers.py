@@ -56,8 +56,10 @@ __all__ = [
 
 
 def page_settings(values: dict[str, Any], max_steps: int) -> DecodeSettings:
-    """The page's sampler widgets -> type-checked DecodeSettings (a sweet spot of 0 is off), T bounded."""
+    """The page's sampler widgets -> type-checked DecodeSettings (a sweet spot or top-k of 0 is off), T bounded."""
     values = {**values, "sweet_spot": values.get("sweet_spot") or None}
+    if "top_k" in values:
+        values["top_k"] = int(values["top_k"]) if values["top_k"] else None
     steps = int(values.get("steps", 8))
     if not 1 <= steps <= max_steps:
         raise ConfigError(f"steps must be between 1 and {max_steps} on this page (limits.max_steps), got {steps}")

@@ -56,6 +56,10 @@ def sampler_widgets(s: h.Session) -> dict[str, Any]:
         "schedule": gr.Dropdown(sorted(SCHEDULES), value=d.schedule, label="mask schedule"),
         "cfg_weight": gr.Slider(0.0, 10.0, value=d.cfg_weight, step=0.5, label="CFG weight w"),
         "temperature": gr.Slider(0.0, 10.0, value=d.temperature, step=0.5, label="Gumbel temperature"),
+        "token_temperature": gr.Slider(
+            0.1, 2.0, value=d.token_temperature, step=0.05, label="token temperature (< 1 sharpens the draw)"
+        ),
+        "top_k": gr.Number(d.top_k or 0, precision=0, label="top-k codes drawn from (0: all)"),
         "seed": gr.Number(s.seed, precision=0, label="seed"),
         "precision": gr.Radio(["32", "bf16"], value=str(d.precision), label="precision"),
     }
@@ -81,9 +85,9 @@ def generate_tab(s: h.Session) -> None:
             )
 
     @shown
-    def on_generate(cls_, n_, steps, schedule, sweet_, cfg_w, ramp_, temp, seed, precision, trace_):
+    def on_generate(cls_, n_, steps, schedule, sweet_, cfg_w, ramp_, temp, token_temp, top_k, seed, precision, trace_):
         values = dict(steps=steps, schedule=schedule, sweet_spot=sweet_, cfg_weight=cfg_w, cfg_schedule=ramp_)
-        values.update(temperature=temp, precision=precision)
+        values.update(temperature=temp, token_temperature=token_temp, top_k=top_k, precision=precision)
         r = h.run_generate(s, cls_, n_, h.page_settings(values, limits.max_steps), seed, int(trace_))
         text = f"{len(r.images)} samples of **{cls_}** in {r.seconds:.2f} s (seed {int(seed)}, T = {int(steps)})"
         return h.enlarge(r.grid, 2), text, str(r.gif), r.strip
@@ -99,6 +103,8 @@ def generate_tab(s: h.Session) -> None:
             w["cfg_weight"],
             ramp,
             w["temperature"],
+            w["token_temperature"],
+            w["top_k"],
             w["seed"],
             w["precision"],
             trace,
@@ -170,9 +176,10 @@ def inpaint_tab(s: h.Session) -> None:
     upload.upload(on_upload, upload, [editor, note])
 
     @shown
-    def on_inpaint(value, cls_, steps, schedule, cfg_w, temp, seed, precision, thr):
+    def on_inpaint(value, cls_, steps, schedule, cfg_w, temp, token_temp, top_k, seed, precision, thr):
         image, known = h.from_canvas(value, s.size)
         values = dict(steps=steps, schedule=schedule, cfg_weight=cfg_w, temperature=temp, precision=precision)
+        values.update(token_temperature=token_temp, top_k=top_k)
         r = h.run_inpaint(s, image, known, h.page_settings(values, limits.max_steps), seed, cls_, thr)
         text = f"{r.unknown_tokens} of {s.model.net.num_tokens} tokens generated in {r.seconds:.2f} s"
         big = h.enlarge
@@ -195,6 +202,8 @@ def inpaint_tab(s: h.Session) -> None:
             w["schedule"],
             w["cfg_weight"],
             w["temperature"],
+            w["token_temperature"],
+            w["top_k"],
             w["seed"],
             w["precision"],
             threshold,

@@ -29,7 +29,8 @@ def read_sweep(folder: str | Path) -> tuple[list[str], list[list[Any]], Path | N
     with table.open() as f:
         rows = list(csv.DictReader(f))
     columns = COLUMNS[: COLUMNS.index("wall_s") + 1]  # settings and scores, not provenance
-    columns.insert(columns.index("cfg_weight") + 1, "temperature")
+    at = columns.index("cfg_weight") + 1
+    columns[at:at] = ["temperature", "token_temperature", "top_k"]
     rows.sort(key=lambda r: float(r["value"]) if r.get("value") else float("inf"))
     plot = d / "fid_sweep.png"
     return columns, [[shown_value(c, r.get(c, "")) for c in columns] for r in rows], plot if plot.is_file() else None

@@ -3,7 +3,9 @@
 Dimension legend: B batch, N tokens per image, K codebook size, T steps.
 
 Conventions (the paper's by default; flags give the MaskGIT lab's where it differs):
-- Each step samples one token per unknown position from softmax(logits) (``sample_tokens=False``: argmax).
+- Each step samples one token per unknown position from softmax(logits) (``sample_tokens=False``: argmax);
+  ``token_temperature`` divides the logits of that draw and ``top_k`` keeps only the k likeliest codes in it
+  (defaults 1 and None: the model's own distribution). Both change the draw only, not the confidence below.
 - Confidence = log p(sampled token) + tau_k * Gumbel noise, tau_k = temperature * (1 - k / T), k = 0..T-1
   (``gumbel_on='prob'``: p instead of log p). Known and already-decided positions get +inf.
 - After step k, ceil((1 - gamma((k + 1) / T)) * M) of the M initially unknown tokens are decided (at least
@@ -46,6 +48,8 @@ class DecodeSettings:
     cfg_schedule: str = "constant"
     temperature: float = 4.5
     sample_tokens: bool = True  # False: argmax token (lab)
+    token_temperature: float = 1.0  # the draw is from softmax(logits / token_temperature)
+    top_k: int | None = None  # draw among the k likeliest codes only (None: all of them)
     gumbel_on: str = "logp"  # 'prob': Gumbel noise added to p (lab)
     precision: str = "32"  # 'bf16': transformer under bfloat16 autocast
     reencode: int = 2  # inpainting: rounds of (paste the known pixels, re-encode, decode) after decoding
@@ -63,6 +67,10 @@ class DecodeSettings:
             raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got {self.cfg_schedule!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not self.token_temperature > 0:
+            raise ValueError(f"token_temperature must be > 0 (1: the model's own), got {self.token_temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1 or null (all codes), got {self.top_k}")
         if self.reencode < 0:
             raise ValueError(f"reencode must be >= 0 (rounds; 0: off), got {self.reencode}")
         if str(self.precision) not in PRECISIONS:
@@ -105,6 +113,22 @@ def cfg_weight_at(settings: DecodeSettings, k: int) -> float:
     """The CFG weight of step k: constant, or ramped linearly from w / T at the first step to w at the last."""
     ramp = (k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0
     return settings.cfg_weight * ramp
+
+
+def draw_tokens(logp: torch.Tensor, settings: DecodeSettings, generator: torch.Generator | None) -> torch.Tensor:
+    """One code per row of ``logp`` (M, K) (log-probabilities): the argmax, or a draw from the distribution
+    sharpened by ``token_temperature`` and cut to the ``top_k`` likeliest codes."""
+    if not settings.sample_tokens:
+        return logp.argmax(-1)
+    if settings.token_temperature == 1 and settings.top_k is None:
+        probs = logp.exp()  # the model's own distribution
+    else:
+        scaled = logp / settings.token_temperature
+        if settings.top_k is not None and settings.top_k < scaled.shape[-1]:
+            kth = scaled.topk(settings.top_k, dim=-1).values[:, -1:]  # (M, 1) the k-th largest
+            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        probs = torch.softmax(scaled, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
 
 def gumbel_noise(
@@ -161,10 +185,7 @@ def decode(
             logits = model.forward_with_cfg(current, class_ids, w) if guided else model(current, class_ids)
         # only the still-unknown positions are sampled: (M,) rows of the (B, N) grid
         logp = torch.log_softmax(logits[still].float(), dim=-1)  # (M, K)
-        if settings.sample_tokens:
-            drawn = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]  # (M,)
-        else:
-            drawn = logp.argmax(-1)
+        drawn = draw_tokens(logp, settings, generator)  # (M,)
         prediction = current.masked_scatter(still, drawn)  # (B, N): decided ids, drawn ones where unknown
         # (B, N) log p of the sampled token; +inf below for everything already known or decided
         picked = torch.zeros(b, n, device=device).masked_scatter(still, logp.gather(-1, drawn[:, None])[:, 0])
