@@ -27,6 +27,7 @@ from hydra import compose, initialize_config_dir
 
 from tinymaskgit.lit.maskgit_module import training_mask
 from tinymaskgit.models.blocks import AttnBlock, ResBlock
+from tinymaskgit.precision import trainer_precision
 from tinymaskgit.sampling.schedules import get_schedule
 
 # name -> settings; 'recipe' is what conf/experiment/recipe_*.yaml trains with
@@ -63,7 +64,8 @@ def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[
     and, for the transformer, its attention implementation, dropout and class conditioning."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", f"stage={stage}"])
-    lever: dict[str, Any] = {"bf16": str(cfg.trainer.precision).startswith("bf16")}
+    precision = trainer_precision(cfg.trainer.precision, cfg.trainer.accelerator)  # 'auto' as train.py resolves it
+    lever: dict[str, Any] = {"bf16": precision.startswith("bf16")}
     parts = ["bf16"] if lever["bf16"] else ["float32"]
     if stage == "vqvae" and cfg.stage.module.get("channels_last"):
         lever["channels_last"] = True

@@ -12,7 +12,7 @@ from tests.conftest import python_output
 SRC = Path(__file__).resolve().parents[1] / "src" / "tinymaskgit"
 # rank of each top-level module or package of tinymaskgit: it may import ranks <= its own
 LAYERS = {
-    **dict.fromkeys(["errors", "cache", "pictures", "models", "data"], 0),  # foundations
+    **dict.fromkeys(["errors", "cache", "pictures", "precision", "models", "data"], 0),  # foundations
     **dict.fromkeys(["sampling", "metrics"], 1),  # algorithms
     "inference": 2,  # trained models from checkpoint files
     **dict.fromkeys(["lit", "callbacks", "loggers"], 3),  # training

@@ -22,6 +22,7 @@ from tinymaskgit.config import validate
 from tinymaskgit.errors import CheckpointError, ConfigError
 from tinymaskgit.inference import KEY, read_checkpoint
 from tinymaskgit.models.config import as_dict
+from tinymaskgit.precision import AUTO, device_type, slow_bf16_warning, trainer_precision
 from tinymaskgit.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,18 @@ def check_resume(path: str, module: L.LightningModule, stage: str) -> None:
             )
 
 
+def resolve_precision(value: str, accelerator: str) -> str:
+    """Lightning's precision for ``trainer.precision`` (``auto``: bfloat16 where it is native, else float32),
+    logging what ``auto`` chose and warning when an explicit bfloat16 would be emulated on this CPU."""
+    chosen = trainer_precision(value, accelerator)
+    if str(value) == AUTO:
+        log.info("trainer.precision=auto -> %s on this %s", chosen, device_type(accelerator))
+    warning = slow_bf16_warning("trainer.precision", chosen, device_type(accelerator))
+    if warning:
+        log.warning(warning)
+    return chosen
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train the stage ``cfg.stage.name``; returns the final metrics and the checkpoint paths."""
     validate(cfg)
@@ -87,6 +100,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.trainer.get("sync_batchnorm") and cfg.trainer.get("accelerator") == "cpu":
         log.info("sync_batchnorm needs GPUs; on the CPU each process keeps its own batch-norm statistics")
         extra["sync_batchnorm"] = False
+    extra["precision"] = resolve_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
 
     ckpt_path = resolve_ckpt_path(cfg)

@@ -219,6 +219,24 @@ def test_precision_bf16_runs_the_transformer_in_bfloat16(net: MaskGITTransformer
     assert set(exact.dtypes) == {torch.float32} and set(fast.dtypes) == {torch.bfloat16}
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_uses_bfloat16_only_where_it_is_native(net: MaskGITTransformer, monkeypatch, native) -> None:
+    from tinymaskgit import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
+    _, spy, _ = run(net, steps=3, precision="auto", cfg_weight=0.0)
+    assert set(spy.dtypes) == ({torch.bfloat16} if native else {torch.float32})
+
+
+def test_explicit_bf16_on_a_cpu_that_emulates_it_warns(net: MaskGITTransformer, monkeypatch) -> None:
+    from tinymaskgit import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_native", lambda: False)
+    monkeypatch.setattr(precision.platform, "machine", lambda: "x86_64")
+    with pytest.warns(UserWarning, match=r"precision=bf16 on a CPU without AVX512-BF16.*precision=auto"):
+        run(net, steps=2, precision="bf16", cfg_weight=0.0)
+
+
 def test_sample_tokens_false_takes_the_argmax(net: MaskGITTransformer) -> None:
     for sample_tokens in (False, True):
         out, spy, _ = run(net, steps=4, temperature=0.0, sample_tokens=sample_tokens)

@@ -61,7 +61,7 @@ def sampler_widgets(s: h.Session) -> dict[str, Any]:
         ),
         "top_k": gr.Number(d.top_k or 0, precision=0, label="top-k codes drawn from (0: all)"),
         "seed": gr.Number(s.seed, precision=0, label="seed"),
-        "precision": gr.Radio(["32", "bf16"], value=str(d.precision), label="precision"),
+        "precision": gr.Radio(["32", "bf16", "auto"], value=str(d.precision), label="precision"),
     }
 
 

@@ -15,11 +15,14 @@ Conventions (the paper's by default; flags give the MaskGIT lab's where it diffe
 - CFG: logits = (1 + w) * cond - w * uncond (w = 0: the conditional model); ``cfg_schedule='linear'``
   ramps w from w/T at the first step to w at the last.
 - ``precision='bf16'`` runs the transformer under bfloat16 autocast (about 2x on a GPU or a CPU with
-  AVX512-BF16); the softmax, sampling and confidences stay in float32. The default '32' is exact.
+  AVX512-BF16, but 10-25x slower on a CPU that emulates bfloat16); ``'auto'`` uses bfloat16 only where it is
+  native (``tinymaskgit.precision``); the softmax, sampling and confidences stay in float32. The default '32' is
+  exact.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +32,12 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.precision import AUTO, sampler_bf16, slow_bf16_warning
 from tinymaskgit.sampling.schedules import decided_counts, get_schedule
 
 GUMBEL_ON = ("logp", "prob")
 CFG_SCHEDULES = ("constant", "linear")
-PRECISIONS = ("32", "bf16")
+PRECISIONS = ("32", "bf16", AUTO)
 
 
 @dataclass
@@ -51,7 +55,7 @@ class DecodeSettings:
     token_temperature: float = 1.0  # the draw is from softmax(logits / token_temperature)
     top_k: int | None = None  # draw among the k likeliest codes only (None: all of them)
     gumbel_on: str = "logp"  # 'prob': Gumbel noise added to p (lab)
-    precision: str = "32"  # 'bf16': transformer under bfloat16 autocast
+    precision: str = "32"  # 'bf16': transformer under bfloat16 autocast; 'auto': bf16 where it is native
     reencode: int = 2  # inpainting: rounds of (paste the known pixels, re-encode, decode) after decoding
 
     def validate(self) -> None:
@@ -173,7 +177,9 @@ def decode(
     counts = decided_counts(schedule, settings.steps, unknown.sum(1))  # (T, B)
     last = settings.sweet_spot or settings.steps
     out = DecodeOutput(tokens=current)
-    bf16 = str(settings.precision) == "bf16"
+    bf16 = sampler_bf16(settings.precision, device.type)
+    if bf16 and (slow := slow_bf16_warning("precision", settings.precision, device.type)):
+        warnings.warn(slow, stacklevel=3)  # the caller of the no_grad-wrapped decode
 
     for k in range(last):
         still = current == mask_id  # (B, N)
