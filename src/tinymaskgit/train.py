@@ -71,10 +71,10 @@ def check_resume(path: str, module: L.LightningModule, stage: str) -> None:
 def resolve_precision(value: str, accelerator: str) -> str:
     """Lightning's precision for ``trainer.precision`` (``auto``: bfloat16 where it is native, else float32),
     logging what ``auto`` chose and warning when an explicit bfloat16 would be emulated on this CPU."""
-    chosen = trainer_precision(value, accelerator)
+    chosen, device = trainer_precision(value, accelerator), device_type(accelerator)
     if str(value) == AUTO:
-        log.info("trainer.precision=auto -> %s on this %s", chosen, device_type(accelerator))
-    warning = slow_bf16_warning("trainer.precision", chosen, device_type(accelerator))
+        log.info("trainer.precision=auto -> %s on this %s", chosen, device)
+    warning = slow_bf16_warning("trainer.precision", chosen, device)
     if warning:
         log.warning(warning)
     return chosen
