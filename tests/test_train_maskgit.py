@@ -89,6 +89,36 @@ def test_mismatched_transformer_is_refused(make_cfg, tokenizer_ckpt: Path, overr
         train(make_cfg("stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", override))
 
 
+def test_a_patched_transformer_trains_reloads_and_samples(make_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
+    train(
+        make_cfg(
+            "stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", "model.transformer.patch=2", *TINY_TF
+        )
+    )
+    m = load_maskgit(str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert m.net.config.patch == 2 and m.net.pos_emb.shape[1] == 1 + 64 // 4  # the 8x8 grid in 2x2 squares
+    out = generate(m, torch.tensor([0, 3]), 2, DecodeSettings(steps=4))
+    assert out.images.shape == (2, 3, 64, 64) and out.tokens.shape == (2, 64)
+
+
+@pytest.mark.parametrize(
+    "patch,error,message",
+    [
+        ("3", CheckpointError, r"patch=3 does not divide the 8x8 token grid of the tokenizer .*pick a patch"),
+        ("0", ConfigError, r"model.transformer.patch must be a positive integer .*got 0"),
+    ],
+)
+def test_a_patch_that_does_not_fit_the_tokenizer_is_refused(
+    make_cfg, tokenizer_ckpt: Path, patch: str, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        train(
+            make_cfg(
+                "stage=maskgit", f"tokenizer_ckpt={tokenizer_ckpt}", "debug=fast", f"model.transformer.patch={patch}"
+            )
+        )
+
+
 def test_bad_image_grid_settings_fail_before_training(make_cfg, tokenizer_ckpt: Path) -> None:
     from tinymaskgit.cli import user_error
 

@@ -52,6 +52,16 @@ def validate_vqvae(cfg: DictConfig, prefix: str = "model.vqvae") -> None:
             ) from None
 
 
+def validate_patch(cfg: DictConfig) -> None:
+    """model.transformer.patch is a positive integer (whether it divides the token grid is checked against the
+    tokenizer stage 2 loads: stages.build_maskgit)."""
+    patch = _get(cfg, "model.transformer.patch")
+    if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
+        raise ConfigError(
+            f"model.transformer.patch must be a positive integer (1: one token a position), got {patch!r}"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError for the first invalid value of a composed training config."""
     for key in ("data.batch_size", "data.image_size", "trainer.log_every_n_steps"):
@@ -64,6 +74,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"trainer.max_epochs must be a positive integer (or -1 for no limit), got {epochs!r}")
     if _get(cfg, "model.vqvae") is not None:
         validate_vqvae(cfg)
+    validate_patch(cfg)
     lr = _get(cfg, "stage.module.optimizer.lr")
     if lr is not None and (not isinstance(lr, (int, float)) or lr <= 0):
         raise ConfigError(f"stage.module.optimizer.lr must be > 0, got {lr!r}")

@@ -42,6 +42,12 @@ def build_maskgit(cfg: DictConfig) -> Built:
                 f"model.transformer.{key}={mine} does not match the tokenizer {path}, which has {key}={theirs}; "
                 f"set model.transformer.{key}=null to take the tokenizer's, or pick the matching model preset"
             )
+    patch = t.get("patch") or 1
+    if tokenizer.latent_size % patch:
+        raise CheckpointError(
+            f"model.transformer.patch={patch} does not divide the {tokenizer.latent_size}x{tokenizer.latent_size} "
+            f"token grid of the tokenizer {path}; pick a patch that divides {tokenizer.latent_size} (1 always does)"
+        )
     num_classes = t.get("num_classes")
     if num_classes is None:
         num_classes = images.num_classes

@@ -115,3 +115,71 @@ def test_adaln_rebuilds_from_its_stored_config() -> None:
 def test_unknown_conditioning_is_refused() -> None:
     with pytest.raises(ValueError, match=r"cond must be one of \('token', 'adaln'\), got 'film'"):
         small("film")
+
+
+def patched(patch: int = 2, num_tokens: int = 16) -> MaskGITTransformer:
+    return MaskGITTransformer(
+        codebook_size=16,
+        num_tokens=num_tokens,
+        num_classes=3,
+        dim=32,
+        depth=2,
+        heads=4,
+        mlp_dim=64,
+        dropout=0.0,
+        cond="adaln",
+        patch=patch,
+    ).eval()
+
+
+def test_patch_folds_each_square_of_the_grid_into_one_position() -> None:
+    net = patched()  # a 4x4 grid in 2x2 squares
+    ids = torch.arange(16.0)[None, :, None]  # (1, N, 1): each token's row-major index as its feature
+    folded = net._fold(ids)[0]
+    assert folded.tolist() == [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]]
+    assert torch.equal(net._unfold(net._fold(ids), 1), ids)
+
+
+def test_patch_runs_the_blocks_on_a_quarter_of_the_positions_and_returns_every_token() -> None:
+    torch.manual_seed(0)
+    net = patched()
+    lengths: list[int] = []
+    net.blocks[0].register_forward_pre_hook(lambda _m, args: lengths.append(args[0].shape[1]))
+    tokens = torch.randint(0, 17, (2, 16))
+    logits = net.forward_with_cfg(tokens, torch.tensor([0, 2]), 3.0)
+    assert logits.shape == (2, 16, 16)
+    assert lengths == [1 + 4]  # the class token and four 2x2 squares, once for both CFG halves
+    assert net.pos_emb.shape == (1, 5, 32) and net.head.out_features == 4 * 16
+
+
+def test_patch_keeps_each_token_in_its_own_square() -> None:
+    """A token changed inside one square changes the logits of the four tokens of that square through its own
+    position's input; with the blocks closed (adaLN-Zero at initialisation) the other squares do not see it."""
+    torch.manual_seed(0)
+    net = patched()
+    tokens = torch.randint(0, 16, (1, 16))
+    before = net(tokens, torch.tensor([1]))
+    changed = tokens.clone()
+    changed[0, 6] = net.mask_token_id  # row 1, column 2: the square of tokens 2, 3, 6, 7
+    diff = (net(changed, torch.tensor([1])) - before).abs().amax(-1)[0]
+    assert set(torch.nonzero(diff > 0).flatten().tolist()) == {2, 3, 6, 7}
+
+
+def test_patch_rebuilds_from_its_stored_config_and_old_configs_have_none() -> None:
+    torch.manual_seed(0)
+    net = patched()
+    again = MaskGITTransformer(**as_dict(net.config))
+    again.load_state_dict(net.state_dict())
+    tokens = torch.randint(0, 17, (2, 16))
+    assert torch.equal(again.eval()(tokens, torch.tensor([0, 1])), net(tokens, torch.tensor([0, 1])))
+    old = {k: v for k, v in as_dict(small().config).items() if k != "patch"}  # a checkpoint from before patch
+    assert MaskGITTransformer(**old).config.patch == 1
+
+
+@pytest.mark.parametrize(
+    "patch,num_tokens,message",
+    [(3, 16, "patch=3 must divide .* has side 4"), (2, 12, "is not square"), (0, 16, r"positive integer .*got 0")],
+)
+def test_a_patch_that_does_not_fit_the_grid_is_refused(patch: int, num_tokens: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        patched(patch, num_tokens)

@@ -9,6 +9,12 @@ shift and gate for every block's two branches and the final norm (DiT's adaLN-Ze
 the modulation starts at zero, so every block starts as the identity). Output: logits over the K codes at
 every image position.
 
+Token patches (``patch = p > 1``): each p x p square of the L x L token grid is one position of the sequence,
+as DiT patchifies its latent. The p*p token embeddings of a square are concatenated and projected to the width,
+and the head predicts the p*p tokens of each position from its output (p*p*K logits, unfolded back to the
+grid). Masking and decoding stay per token; the attention runs over N / p^2 positions instead of N, which
+makes a 16x16 grid cost about what an 8x8 one does.
+
 CFG convention: ``logits = (1 + w) * cond - w * uncond``; w = 0 is the plain conditional model.
 """
 
@@ -91,6 +97,21 @@ class TransformerConfig:
     dropout: float = 0.1
     attn_impl: str = "math"  # 'math' (written out) | 'sdpa' (PyTorch's fused kernel), same result
     cond: str = "token"  # 'token': the class token alone | 'adaln': it also modulates every block (adaLN-Zero)
+    patch: int = 1  # p: each p x p square of tokens is one sequence position (1: one token a position)
+
+
+def grid_side(num_tokens: int, patch: int) -> int:
+    """The side L of the L x L token grid, checked to split into ``patch`` x ``patch`` squares (any ``num_tokens``
+    goes with ``patch=1``, which needs no grid)."""
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
+        raise ValueError(f"patch must be a positive integer (1: one token a position), got {patch!r}")
+    side = round(num_tokens**0.5)
+    if patch > 1 and (side * side != num_tokens or side % patch):
+        raise ValueError(
+            f"patch={patch} must divide the side of a square token grid, and num_tokens={num_tokens} "
+            f"{'is not square' if side * side != num_tokens else f'has side {side}'}; pick a patch that divides it"
+        )
+    return side
 
 
 class MaskGITTransformer(nn.Module):
@@ -104,21 +125,25 @@ class MaskGITTransformer(nn.Module):
         if c.cond not in CONDS:
             raise ValueError(f"cond must be one of {CONDS}, got {c.cond!r}")
         adaln = c.cond == "adaln"
+        self.side, self.patch = grid_side(num_tokens, c.patch), c.patch
+        positions, per_position = num_tokens // c.patch**2, c.patch**2
         self.codebook_size = codebook_size
         self.num_tokens = num_tokens
         self.num_classes = num_classes
         self.mask_token_id = codebook_size
         self.null_class_id = num_classes
         self.tok_emb = nn.Embedding(codebook_size + 1, dim)  # + mask token
+        # patch > 1: the p*p embeddings of a square, concatenated, to one position of the width
+        self.patch_in = nn.Linear(per_position * dim, dim) if per_position > 1 else None
         self.class_emb = nn.Embedding(num_classes + 1, dim)  # + null class
-        self.pos_emb = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))  # + class token
+        self.pos_emb = nn.Parameter(torch.zeros(1, positions + 1, dim))  # + class token
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             Block(dim, c.heads, c.mlp_dim, c.dropout, c.attn_impl, adaln) for _ in range(c.depth)
         )
         self.ln_f = nn.LayerNorm(dim, elementwise_affine=not adaln)
         self.final_modulation = nn.Linear(dim, 2 * dim) if adaln else None  # shift, scale of the final norm
-        self.head = nn.Linear(dim, codebook_size)
+        self.head = nn.Linear(dim, per_position * codebook_size)
         self.apply(self._init_weights)
         nn.init.trunc_normal_(self.pos_emb, std=0.02)
         for m in self.modulations():  # adaLN-Zero: no modulation, closed gates at the start
@@ -151,7 +176,10 @@ class MaskGITTransformer(nn.Module):
         if class_ids is None:
             class_ids = torch.full((b,), self.null_class_id, dtype=torch.long, device=tokens.device)
         cls = self.class_emb(class_ids)  # (B, C)
-        x = torch.cat([cls[:, None], self.tok_emb(tokens)], dim=1)  # (B, 1 + N, C)
+        x = self.tok_emb(tokens)  # (B, N, C)
+        if self.patch_in is not None:
+            x = self.patch_in(self._fold(x))  # (B, N / p^2, C)
+        x = torch.cat([cls[:, None], x], dim=1)  # (B, 1 + N / p^2, C)
         x = self.drop(x + self.pos_emb)
         cond = cls if self.final_modulation is not None else None
         for block in self.blocks:
@@ -160,7 +188,22 @@ class MaskGITTransformer(nn.Module):
         if self.final_modulation is not None:
             shift, scale = self.final_modulation(F.silu(cls))[:, None].chunk(2, dim=-1)
             x = modulate(x, shift, scale)
-        return self.head(x)  # (B, N, K)
+        logits = self.head(x)  # (B, N / p^2, p^2 K)
+        return logits if self.patch_in is None else self._unfold(logits, self.codebook_size)  # (B, N, K)
+
+    def _fold(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) per token, row-major over the grid -> (B, N / p^2, p^2 D): each p x p square, its rows in order."""
+        b, _, d = x.shape
+        s, p = self.side // self.patch, self.patch
+        x = x.view(b, s, p, s, p, d).permute(0, 1, 3, 2, 4, 5)  # (B, row, col, dy, dx, D)
+        return x.reshape(b, s * s, p * p * d)
+
+    def _unfold(self, x: torch.Tensor, d: int) -> torch.Tensor:
+        """The inverse of ``_fold``: (B, N / p^2, p^2 D) -> (B, N, D) row-major over the grid."""
+        b = x.shape[0]
+        s, p = self.side // self.patch, self.patch
+        x = x.view(b, s, s, p, p, d).permute(0, 1, 3, 2, 4, 5)  # (B, row, dy, col, dx, D)
+        return x.reshape(b, s * s * p * p, d)
 
     def forward_with_cfg(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_weight: float) -> torch.Tensor:
         """Guided logits (1 + w) * cond - w * uncond, both halves in one batched forward."""
