@@ -8,7 +8,10 @@ times every configuration once) and the median over rounds is reported, so a pas
 hits all of them alike.
 
     python benchmarks/bench_train.py [--presets tiny] [--rounds 3] [--steps 6] [--curve-steps 150] [--out bench_out]
-        [--compile] [--levers NAME ...]
+        [--compile] [--levers NAME ...] [--latent-size 16]
+
+``--latent-size`` sets the tokenizer's token grid (the preset's by default) for both stages; the transformer then
+trains on its tokens, e.g. 16x16 with and without ``bf16+patch 2``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ TF_LEVERS: dict[str, dict[str, Any]] = {
     "bf16+compile": {"bf16": True, "compile": True},
     "bf16+sdpa": {"bf16": True, "sdpa": True},
     "bf16+adaln": {"bf16": True, "cond": "adaln"},
+    "bf16+patch 2": {"bf16": True, "patch": 2},  # 2x2 squares of tokens a position (model.transformer.patch)
 }
 
 
@@ -73,8 +77,15 @@ def recipe_lever(stage: str, experiment: str = "recipe_tiny_imagenet") -> tuple[
     if stage == "maskgit":
         tf = cfg.model.transformer
         lever.update(sdpa=tf.attn_impl == "sdpa", dropout=float(tf.dropout), cond=str(tf.get("cond", "token")))
+        lever["patch"] = int(tf.get("patch") or 1)
         parts += ["sdpa"] * lever["sdpa"] + [f"dropout {tf.dropout:g}"] + ["adaln"] * (lever["cond"] == "adaln")
+        parts += [f"patch {lever['patch']}"] * (lever["patch"] > 1)
     return f"recipe ({', '.join(parts)})", lever
+
+
+def grid(lever: dict[str, Any]) -> dict[str, int]:
+    """The tokenizer preset's override for ``--latent-size`` (none: the preset's own grid)."""
+    return {"latent_size": lever["latent_size"]} if lever.get("latent_size") else {}
 
 
 def update(opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> float:
@@ -98,7 +109,7 @@ def compile_blocks(net: torch.nn.Module) -> int:
 def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: torch.Tensor) -> Callable[[int], float]:
     """A closure running one training step of the tokenizer on batch ``i``; returns the loss."""
     torch.manual_seed(0)
-    net = preset(name, "vqvae").to(device).train()
+    net = preset(name, "vqvae", **grid(lever)).to(device).train()
     fmt = torch.channels_last if lever.get("channels_last") else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.Adam(
@@ -122,7 +133,7 @@ def vq_setup(name: str, lever: dict[str, Any], device: torch.device, images: tor
 def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: torch.Tensor) -> Callable[[int], float]:
     """A closure running one MaskGIT training step (masked tokens, cross-entropy) on batch ``i``."""
     torch.manual_seed(0)
-    tok = preset(name, "vqvae")
+    tok = preset(name, "vqvae", **grid(lever))
     net = preset(
         name,
         "transformer",
@@ -131,6 +142,7 @@ def tf_setup(name: str, lever: dict[str, Any], device: torch.device, tokens: tor
         num_classes=10,
         attn_impl="sdpa" if lever.get("sdpa") else "math",
         cond=lever.get("cond", "token"),
+        patch=lever.get("patch", 1),
         **({"dropout": lever["dropout"]} if "dropout" in lever else {}),
     )
     net = net.to(device).train()
@@ -195,6 +207,7 @@ def speed_rows(
                 "stage": stage,
                 "preset": name,
                 "lever": lever_name,
+                "latent_size": levers[lever_name].get("latent_size"),  # None: the preset's
                 "batch": b,
                 "img_per_s": rate,
                 "speedup": rate / base,
@@ -230,7 +243,7 @@ def training_images(n: int) -> torch.Tensor:
 def chosen(levers: dict[str, dict[str, Any]], names: list[str] | None, compile_too: bool) -> dict[str, dict[str, Any]]:
     """float32 and the levers ``names`` (all when None, the torch.compile ones only with ``compile_too``)."""
     return {
-        k: v
+        k: dict(v)  # a copy: main() adds the grid to each
         for k, v in levers.items()
         if k == "float32" or (k in names if names is not None else compile_too or not v.get("compile"))
     }
@@ -250,6 +263,7 @@ def main() -> None:
     p.add_argument(
         "--levers", nargs="+", default=None, metavar="NAME", help="time only these (and float32 and the recipe's)"
     )
+    p.add_argument("--latent-size", type=int, default=None, help="the token grid's side (default: the preset's)")
     p.add_argument("--out", default="bench_out")
     args = p.parse_args()
     if args.levers:
@@ -261,6 +275,8 @@ def main() -> None:
     for stage, levers in (("vqvae", vq_levers), ("maskgit", tf_levers)):
         name, lever = recipe_lever(stage)
         levers[name] = lever
+        for lever in levers.values():
+            lever["latent_size"] = args.latent_size
     device = torch.device(args.device)
     images = training_images(args.images)
     rows, curves = [], {}
@@ -273,7 +289,7 @@ def main() -> None:
         if "maskgit" in args.stages:
             with torch.no_grad():
                 torch.manual_seed(0)
-                tok = preset(name, "vqvae").train()
+                tok = preset(name, "vqvae", **grid({"latent_size": args.latent_size})).train()
                 tok(images[:64])  # seeds the codebook from encoder outputs, so the tokens are diverse
                 tok.eval()
                 tokens = torch.cat([tok.tokenize(images[i : i + 64]).flatten(1) for i in range(0, len(images), 64)])

@@ -83,6 +83,9 @@ def test_recipe_lever_is_what_the_recipe_trains_with(experiment: str, stage: str
     if stage == "maskgit":
         assert lever["sdpa"] == (cfg.model.transformer.attn_impl == "sdpa")
         assert lever["dropout"] == cfg.model.transformer.dropout
+        assert lever["patch"] == cfg.model.transformer.patch and (f"patch {lever['patch']}" in name) == (
+            lever["patch"] > 1
+        )
     assert name.startswith("recipe (bf16" if lever["bf16"] else "recipe (float32")
 
 
@@ -242,3 +245,26 @@ def test_blur_reference_rows_are_the_classifier_on_those_images(
         blur_reference.main(["--classifier", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         blur_reference.main(["--classifier", str(ckpt), "--sizes", "64", "--out", str(tmp_path)])
+
+
+def test_training_benchmark_times_a_patched_transformer_on_a_larger_grid(tmp_path: Path, monkeypatch) -> None:
+    import bench_train
+
+    built: list[dict] = []
+    real = bench_train.preset
+
+    def recording(name: str, part: str, **extra):
+        built.append({"part": part, **extra})
+        return real(name, part, **extra)
+
+    monkeypatch.setattr(bench_train, "preset", recording)
+    argv = ["bench_train.py", "--stages", "maskgit", "--latent-size", "16", "--levers", "bf16+patch 2"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--images", "20", "--steps", "1", "--rounds", "1", "--curve-steps", "0"])
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "--batch", "2", "--out", str(tmp_path)])
+    bench_train.main()
+    rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]
+    assert [r["lever"] for r in rows][:2] == ["float32", "bf16+patch 2"] and {r["latent_size"] for r in rows} == {16}
+    nets = [b for b in built if b["part"] == "transformer"]
+    assert [b["num_tokens"] for b in nets] == [256] * len(rows)  # every lever on the 16x16 grid
+    assert [b["patch"] for b in nets][:2] == [1, 2]
+    assert "bf16" not in bench_train.TF_LEVERS["float32"] and "latent_size" not in bench_train.TF_LEVERS["float32"]
