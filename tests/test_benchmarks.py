@@ -145,7 +145,7 @@ def test_a_preset_that_extends_another_builds_with_its_own_and_inherited_keys() 
 
 
 def test_unknown_preset_is_refused_with_the_list() -> None:
-    with pytest.raises(SystemExit, match="no model preset 'huge'.*tiny, tiny_narrow"):
+    with pytest.raises(SystemExit, match="no model preset 'huge'.*tiny, tiny16, tiny_narrow"):
         common.model_config("huge")
 
 

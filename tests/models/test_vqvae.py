@@ -28,7 +28,7 @@ def build(preset: str) -> VQVAE:
 def test_preset_shapes(preset: str) -> None:
     torch.manual_seed(0)
     net = build(preset).eval()
-    latent = {"tiny": 8, "tiny_narrow": 8, "base": 16, "lab": 16}[preset]
+    latent = {"tiny": 8, "tiny_narrow": 8, "tiny16": 16, "base": 16, "lab": 16}[preset]
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         z = net.encoder(x)
