@@ -258,9 +258,22 @@ def test_training_benchmark_times_a_patched_transformer_on_a_larger_grid(tmp_pat
         return real(name, part, **extra)
 
     monkeypatch.setattr(bench_train, "preset", recording)
-    argv = ["bench_train.py", "--stages", "maskgit", "--latent-size", "16", "--levers", "bf16+patch 2"]
-    monkeypatch.setattr(sys, "argv", [*argv, "--images", "20", "--steps", "1", "--rounds", "1", "--curve-steps", "0"])
-    monkeypatch.setattr(sys, "argv", [*sys.argv, "--batch", "2", "--out", str(tmp_path)])
+    argv = [
+        "bench_train.py",
+        "--stages",
+        "maskgit",
+        "--latent-size",
+        "16",
+        "--levers",
+        "bf16+patch 2",
+        "--images",
+        "20",
+    ]
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [*argv, "--steps", "1", "--rounds", "1", "--curve-steps", "0", "--batch", "2", "--out", str(tmp_path)],
+    )
     bench_train.main()
     rows = json.loads((tmp_path / "train_speed.json").read_text())["rows"]
     assert [r["lever"] for r in rows][:2] == ["float32", "bf16+patch 2"] and {r["latent_size"] for r in rows} == {16}

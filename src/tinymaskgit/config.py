@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tinymaskgit.errors import ConfigError
 from tinymaskgit.models.blocks import NORMS
+from tinymaskgit.models.transformer import check_patch
 from tinymaskgit.models.vqvae import check_quantizer, num_downsamples
 from tinymaskgit.sampling.decode import DecodeSettings, settings_from
 
@@ -56,10 +57,11 @@ def validate_patch(cfg: DictConfig) -> None:
     """model.transformer.patch is a positive integer (whether it divides the token grid is checked against the
     tokenizer stage 2 loads: stages.build_maskgit)."""
     patch = _get(cfg, "model.transformer.patch")
-    if patch is not None and (isinstance(patch, bool) or not isinstance(patch, int) or patch < 1):
-        raise ConfigError(
-            f"model.transformer.patch must be a positive integer (1: one token a position), got {patch!r}"
-        )
+    if patch is not None:
+        try:
+            check_patch(patch)
+        except ValueError as e:
+            raise ConfigError(f"model.transformer.{e}") from None
 
 
 def validate(cfg: DictConfig) -> None:

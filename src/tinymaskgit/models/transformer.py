@@ -100,11 +100,16 @@ class TransformerConfig:
     patch: int = 1  # p: each p x p square of tokens is one sequence position (1: one token a position)
 
 
+def check_patch(patch: object) -> None:
+    """Raise ValueError unless ``patch`` is a positive integer (the config check before training uses it too)."""
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
+        raise ValueError(f"patch must be a positive integer (1: one token a position), got {patch!r}")
+
+
 def grid_side(num_tokens: int, patch: int) -> int:
     """The side L of the L x L token grid, checked to split into ``patch`` x ``patch`` squares (any ``num_tokens``
     goes with ``patch=1``, which needs no grid)."""
-    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1:
-        raise ValueError(f"patch must be a positive integer (1: one token a position), got {patch!r}")
+    check_patch(patch)
     side = round(num_tokens**0.5)
     if patch > 1 and (side * side != num_tokens or side % patch):
         raise ValueError(
