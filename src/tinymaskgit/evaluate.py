@@ -5,10 +5,15 @@ Protocols:
   the reference classifier's accuracy on the reconstructions and on the originals.
 - ``generation``: ``n_per_class`` samples per class vs the ``reference_split`` images (overall and per
   class), plus the reference classifier's accuracy on the samples.
-- ``inpainting``: the completed inpainting test images vs their ground truth (FD and KID).
+- ``inpainting``: the completed inpainting test images vs their ground truth (FD and KID), with the MaskGIT
+  lab's grading band beside an Inception FID.
 Each row names its backend's metric (``fid`` for Inception, ``fd_classifier`` for the classifier) and
 carries its provenance (checkpoint hash, backend weights hash, N, reference split, sampler settings,
-seed, wall time). Results go to ``<out_dir>/results.json`` and ``results.md``.
+seed, wall time). Every row also holds precision, recall, density and coverage in the same features
+(``eval.prdc``; ``metrics/prdc.py``): FD alone cannot tell a varied set from one template per class. With
+``eval.classifier_ckpt`` beside the Inception backend, the reference classifier adds class accuracy and its
+own FD as extra columns (never the criterion: a template per class raises both).
+Results go to ``<out_dir>/results.json`` and ``results.md``.
 """
 
 from __future__ import annotations
@@ -35,11 +40,21 @@ from tinymaskgit.errors import ConfigError
 from tinymaskgit.inference import classifier_backend, load_maskgit, load_tokenizer, read_checkpoint
 from tinymaskgit.metrics.features import Backend, InceptionBackend
 from tinymaskgit.metrics.fid import Stats, bootstrap_fd, fd_to, kid
+from tinymaskgit.metrics.prdc import PRDC_KEYS, prdc
 from tinymaskgit.metrics.psnr import psnr
 from tinymaskgit.metrics.reference import cached_features
 
 log = logging.getLogger(__name__)
 PROTOCOLS = ("reconstruction", "generation", "inpainting")
+# the MaskGIT lab's grading of inpainting FID (747 results against test_gt, pytorch-fid): full marks at <= 40
+LAB_FULL_MARKS_FID = 40.0
+
+
+def lab_band(fid: float) -> str:
+    """Where an inpainting FID stands against the lab's full-marks line."""
+    if fid <= LAB_FULL_MARKS_FID:
+        return f"lab: full marks (FID <= {LAB_FULL_MARKS_FID:g})"
+    return f"lab: above the full-marks line (FID <= {LAB_FULL_MARKS_FID:g}) by {fid - LAB_FULL_MARKS_FID:.1f}"
 
 
 def build_backend(e: DictConfig, device: torch.device) -> Backend:
@@ -59,6 +74,20 @@ def build_backend(e: DictConfig, device: torch.device) -> Backend:
     raise ConfigError(f"eval.backend={e.backend!r} is unknown; choose inception or classifier")
 
 
+def build_judge(e: DictConfig, backend: Backend, device: torch.device) -> Backend | None:
+    """The reference classifier for the extra columns (class accuracy, its FD), when the main backend is not it."""
+    if e.classifier_ckpt and e.backend != "classifier":
+        return classifier_backend(e.classifier_ckpt, device)
+    return None
+
+
+def extra_columns(judge: Backend | None, fake_images: torch.Tensor, real: np.ndarray | None) -> dict[str, Any]:
+    """The reference classifier's FD of the fake images to ``real`` (its features of the reference)."""
+    if judge is None or real is None or len(fake_images) < 2:
+        return {}
+    return {judge.metric: fd_to(judge.features(fake_images).numpy(), Stats.of(real))}
+
+
 def score(
     backend: Backend, fake: np.ndarray, real: np.ndarray, e: DictConfig, bootstrap: int, seed: int
 ) -> dict[str, Any]:
@@ -71,6 +100,8 @@ def score(
     row["kid"], row["kid_std"] = kid_mean, kid_std
     if bootstrap:
         row["ci95_lo"], row["ci95_hi"] = bootstrap_fd(fake, real_stats, bootstrap, seed)
+    if e.prdc and len(fake) > e.prdc_k and len(real) > max(e.prdc_k, e.dc_k):
+        row.update(prdc(real, fake, e.prdc_k, e.dc_k).as_dict())
     return row
 
 
@@ -84,7 +115,9 @@ def reconstruct(tok: torch.nn.Module, images: torch.Tensor, batch_size: int, dev
     return torch.cat(out)
 
 
-def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+def reconstruction(
+    cfg: DictConfig, backend: Backend, judge: Backend | None, device: torch.device, seed: int
+) -> list[dict[str, Any]]:
     dm = instantiate(cfg.data)
     split = dm.dataset(cfg.split)
     images, labels = split.images, split.labels
@@ -93,6 +126,7 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
         save_by_class(fake_images, labels, list(dm.class_names), Path(cfg.images_dir))
     real = cached_features(backend, images, cfg.eval.cache_dir, dm.name, cfg.split)
     fake = backend.features(fake_images).numpy()
+    judge_real = cached_features(judge, images, cfg.eval.cache_dir, dm.name, cfg.split) if judge else None
     row = score(backend, fake, real, cfg.eval, cfg.bootstrap, seed)
     row.update(
         n_fake=len(fake_images),
@@ -100,12 +134,14 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
         reference=f"{dm.name}/{cfg.split}",
         class_name="all",
         psnr=float(psnr(to_float(fake_images), to_float(images))),
+        **extra_columns(judge, fake_images, judge_real),
     )
     # how much of the class the tokenizer keeps: the classifier on the reconstructions and on the originals
     # (the ceiling that samples decoded by the same tokenizer are judged against); 1.0 per image recognised
     hits: tuple[torch.Tensor, torch.Tensor] | None = None
+    clf = judge or backend
     if dm.num_classes:
-        preds, preds_real = backend.predict(fake_images), backend.predict(images)
+        preds, preds_real = clf.predict(fake_images), clf.predict(images)
         if preds is not None and preds_real is not None:
             hits = (preds == labels).float(), (preds_real == labels).float()
             row.update(class_acc=float(hits[0].mean()), class_acc_real=float(hits[1].mean()))
@@ -121,6 +157,7 @@ def reconstruction(cfg: DictConfig, backend: Backend, device: torch.device, seed
             reference=f"{dm.name}/{cfg.split}/{name}",
             class_name=name,
             psnr=float(psnr(to_float(fake_images[sel]), to_float(images[sel]))),
+            **extra_columns(judge, fake_images[torch.from_numpy(sel)], None if judge_real is None else judge_real[sel]),
         )
         if hits is not None:
             r.update(class_acc=float(hits[0][sel].mean()), class_acc_real=float(hits[1][sel].mean()))
@@ -141,7 +178,9 @@ def save_by_class(images: torch.Tensor, labels: torch.Tensor, names: list[str], 
         save_png(img, folder / name / f"{name}_{k:04d}.png")
 
 
-def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+def generation(
+    cfg: DictConfig, backend: Backend, judge: Backend | None, device: torch.device, seed: int
+) -> list[dict[str, Any]]:
     from tinymaskgit.sampling.generate import generate
 
     require_positive_int(cfg, "n_per_class")
@@ -156,16 +195,19 @@ def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
     res = generate(m, labels, n, decode_settings(cfg), cfg.batch_size, seed)
     fake = backend.features(res.images).numpy()
     real = cached_features(backend, ref.images, cfg.eval.cache_dir, dm.name, cfg.reference_split)
+    judge_real = cached_features(judge, ref.images, cfg.eval.cache_dir, dm.name, cfg.reference_split) if judge else None
     row = score(backend, fake, real, cfg.eval, cfg.bootstrap, seed)
     row.update(n_fake=n, n_real=len(ref), reference=f"{dm.name}/{cfg.reference_split}", class_name="all")
-    preds = backend.predict(res.images)
+    row.update(extra_columns(judge, res.images, judge_real))
+    preds = (judge or backend).predict(res.images)
     if preds is not None and labels is not None:
         row["class_acc"] = float((preds == labels).float().mean())
     rows = [row]
     if cfg.per_class and k:
         for c in range(k):
             sel = slice(c * cfg.n_per_class, (c + 1) * cfg.n_per_class)
-            real_c = real[(ref.labels == c).numpy()]
+            in_c = (ref.labels == c).numpy()
+            real_c = real[in_c]
             if cfg.n_per_class < 2 or len(real_c) < 2:
                 continue
             r = score(backend, fake[sel], real_c, cfg.eval, 0, seed)
@@ -174,6 +216,7 @@ def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
                 n_real=len(real_c),
                 class_name=m.class_names[c],
                 reference=f"{dm.name}/{cfg.reference_split}/{m.class_names[c]}",
+                **extra_columns(judge, res.images[sel], None if judge_real is None else judge_real[in_c]),
             )
             if preds is not None:
                 r["class_acc"] = float((preds[sel] == c).float().mean())
@@ -181,28 +224,51 @@ def generation(cfg: DictConfig, backend: Backend, device: torch.device, seed: in
     return rows
 
 
-def inpainting(cfg: DictConfig, backend: Backend, device: torch.device, seed: int) -> list[dict[str, Any]]:
+def read_results(folder: Path, names: list[str], size: int) -> torch.Tensor:
+    """(N, 3, S, S) uint8: the image of each name in ``folder`` (an inpainting run's ``completed/``)."""
+    from tinymaskgit.data.images import read_rgb
+
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise ConfigError(
+            f"results_dir={folder} lacks {len(missing)} of the {len(names)} test images (first: {missing[0]}); "
+            "point it at the folder the inpainting wrote (its completed/)"
+        )
+    return torch.stack([read_rgb(folder / n, size) for n in names])
+
+
+def inpainting(
+    cfg: DictConfig, backend: Backend, judge: Backend | None, device: torch.device, seed: int
+) -> list[dict[str, Any]]:
     from tinymaskgit.sampling.generate import inpaint
 
-    m = load_maskgit(cfg.ckpt, device)
     dm = instantiate(cfg.data)
     pairs = dm.inpaint_split()
     if pairs.ground_truth is None:
         raise ConfigError(f"data={dm.name} ships no inpainting ground truth (test_gt/ or test_gt.csv)")
-    res = inpaint(
-        m,
-        pairs.masked,
-        pairs.masks,
-        decode_settings(cfg),
-        None,
-        cfg.mask_threshold,
-        cfg.paste_known,
-        cfg.batch_size,
-        seed,
-    )
+    if cfg.results_dir:  # score images inpainted earlier (e.g. the lab's results folder)
+        images = read_results(Path(cfg.results_dir).expanduser(), list(pairs.names), pairs.ground_truth.shape[-1])
+    else:
+        m = load_maskgit(cfg.ckpt, device)
+        images = inpaint(
+            m,
+            pairs.masked,
+            pairs.masks,
+            decode_settings(cfg),
+            None,
+            cfg.mask_threshold,
+            cfg.paste_known,
+            cfg.batch_size,
+            seed,
+        ).images
     real = cached_features(backend, pairs.ground_truth, cfg.eval.cache_dir, dm.name, "test_gt")
-    row = score(backend, backend.features(res.images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
-    row.update(n_fake=len(res.images), n_real=len(real), reference=f"{dm.name}/test_gt")
+    row = score(backend, backend.features(images).numpy(), real, cfg.eval, cfg.bootstrap, seed)
+    row.update(n_fake=len(images), n_real=len(real), reference=f"{dm.name}/test_gt")
+    if judge is not None:
+        judge_real = cached_features(judge, pairs.ground_truth, cfg.eval.cache_dir, dm.name, "test_gt")
+        row.update(extra_columns(judge, images, judge_real))
+    if row["metric"] == "fid":
+        row["lab_grade"] = lab_band(row["value"])
     return [row]
 
 
@@ -213,16 +279,23 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
     require_positive_int(cfg, "batch_size")
     device = resolve_device(cfg.device)
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
-    ckpt_hash = hash_file(cfg.ckpt) if Path(cfg.ckpt).is_file() else None
-    read_checkpoint(cfg.ckpt)  # a clear error for a missing or foreign file, before any work
+    no_ckpt = OmegaConf.is_missing(cfg, "ckpt")
+    if cfg.protocol == "inpainting" and cfg.results_dir and no_ckpt:
+        ckpt_hash = None
+    else:
+        ckpt_hash = hash_file(cfg.ckpt) if Path(cfg.ckpt).is_file() else None
+        read_checkpoint(cfg.ckpt)  # a clear error for a missing or foreign file, before any work
     backend = build_backend(cfg.eval, device)
+    judge = build_judge(cfg.eval, backend, device)
     out = prepare_out_dir(cfg.out_dir, cfg.overwrite)
     run = {"reconstruction": reconstruction, "generation": generation, "inpainting": inpainting}[cfg.protocol]
     sampler = asdict(decode_settings(cfg))  # provenance: every sampler setting of the rows
+    # 'precision' in a result row is the metric (fidelity); the sampler's arithmetic is 'compute_precision'
+    sampler["compute_precision"] = sampler.pop("precision")
     rows = []
     for seed in seeds:
         t = time.perf_counter()
-        new = run(cfg, backend, device, seed)
+        new = run(cfg, backend, judge, device, seed)
         wall = time.perf_counter() - t
         for r in new:
             r.update(
@@ -231,9 +304,10 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
                 wall_s=round(wall, 2),
                 backend=backend.name,
                 backend_weights=backend.weights_hash,
-                ckpt=str(cfg.ckpt),
+                ckpt=None if no_ckpt else str(cfg.ckpt),
                 ckpt_hash=ckpt_hash,
                 **backend.info,
+                **(judge.info if judge is not None else {}),
                 **(sampler if cfg.protocol != "reconstruction" else {}),
             )
         rows += new
@@ -245,11 +319,14 @@ def evaluate(cfg: DictConfig) -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A results table: one line per row, the metric named by its backend."""
-    head = "| protocol | class | metric | value | KID | N gen / ref | reference | seed | extra |\n"
-    head += "|---|---|---|---|---|---|---|---|---|\n"
+    head = "| protocol | class | metric | value | KID | precision | recall | density | coverage | N gen / ref "
+    head += "| reference | seed | extra |\n" + "|---" * 13 + "|\n"
     lines = []
     for r in rows:
         extra = []
+        if "lab_grade" in r:
+            extra.append(r["lab_grade"])
+        extra += [f"{k} {v:.3g}" for k, v in r.items() if k.startswith("fd_") and k != r["metric"] and isinstance(v, float)]
         if "ci95_lo" in r:
             extra.append(f"95% CI [{r['ci95_lo']:.2f}, {r['ci95_hi']:.2f}]")
         if "class_acc" in r:
@@ -262,8 +339,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         spread = "(whole sets)" if r["kid_std"] is None else f"± {r['kid_std']:.2g}"
         kid_txt = f"{r['kid_metric']} {r['kid']:.3g} {spread}"
         lines.append(
-            f"| {r['protocol']} | {r.get('class_name', 'all')} | {r['metric']} | {r['value']:.3g} | {kid_txt} "
-            f"| {r['n_fake']} / {r['n_real']} | {r['reference']} | {r['seed']} | {'; '.join(extra)} |"
+            f"| {r['protocol']} | {r.get('class_name', 'all')} | {r['metric']} | {r['value']:.3g} | {kid_txt} | "
+            + " | ".join(f"{r[k]:.3f}" if k in r else "" for k in PRDC_KEYS)
+            + f" | {r['n_fake']} / {r['n_real']} | {r['reference']} | {r['seed']} | {'; '.join(extra)} |"
         )
     return head + "\n".join(lines) + "\n"
 

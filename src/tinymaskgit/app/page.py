@@ -231,7 +231,13 @@ def compare_tab(s: h.Session, log_dir: Path, classifier_ckpt: Path | None, root_
         per = gr.Slider(
             2, limits.sweep_max_per_class, value=min(10, limits.sweep_max_per_class), step=1, label="samples per class"
         )
-        clf = gr.Textbox(str(classifier_ckpt or ""), label="reference classifier checkpoint (features, class accuracy)")
+        backend = gr.Radio(
+            ["inception", "classifier"],
+            value="inception",
+            label="features: inception (the standard FID; ~0.3 s an image on a CPU) or the reference classifier",
+            elem_id="sweep-backend",
+        )
+        clf = gr.Textbox(str(classifier_ckpt or ""), label="reference classifier checkpoint (class accuracy)")
         run_btn = gr.Button(f"Run (at most {limits.sweep_max_runs} combinations)", elem_id="run-sweep-btn")
 
     @shown
@@ -242,13 +248,14 @@ def compare_tab(s: h.Session, log_dir: Path, classifier_ckpt: Path | None, root_
     open_btn.click(on_open, folder, [table, plot, info])
 
     @shown
-    def on_run(sched, st, ws, n, clf_path, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
+    def on_run(sched, st, ws, n, feats, clf_path, progress=gr.Progress()):  # noqa: B008 (Gradio injects it)
         grid = h.sweep_grid(sched, st, ws, limits)
         out = s.out_dir / "sweeps" / time.strftime("%Y-%m-%d_%H-%M-%S")
-        h.run_sweep(s, grid, n, clf_path, out, root_dir, lambda i, k: progress((i, k), desc="settings evaluated"))
+        report = lambda i, k: progress((i, k), desc="settings evaluated")  # noqa: E731
+        h.run_sweep(s, grid, n, clf_path or None, out, root_dir, report, backend=feats)
         return (str(out), *on_open(str(out)))
 
-    run_btn.click(on_run, [schedules, steps, weights, per, clf], [folder, table, plot, info])
+    run_btn.click(on_run, [schedules, steps, weights, per, backend, clf], [folder, table, plot, info])
 
 
 def build(

@@ -73,10 +73,12 @@ def run_sweep(
     sweep_dir: Path,
     root_dir: Path,
     progress: Callable[[int, int], None] | None = None,
+    backend: str = "inception",
 ) -> Path:
     """Evaluate each combination of ``grid`` as ``make fid-sweep`` does; writes fid_sweep.{csv,md,png}.
 
-    ``progress(done, total)`` is called before each combination and at the end.
+    ``backend``: 'inception' (the standard FID; the classifier, if given, adds class accuracy) or 'classifier'
+    (quick, needs ``classifier_ckpt``). ``progress(done, total)`` is called before each combination and at the end.
     """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -87,9 +89,12 @@ def run_sweep(
 
     if not 1 <= int(n_per_class) <= session.limits.sweep_max_per_class:
         raise ConfigError(f"samples per class must be between 1 and {session.limits.sweep_max_per_class}")
-    if not classifier_ckpt:
+    if backend not in ("inception", "classifier"):
+        raise ConfigError(f"feature backend {backend!r} is unknown; choose inception or classifier")
+    if backend == "classifier" and not classifier_ckpt:
         raise ConfigError(
-            "no reference classifier found: train one (`make demo` does) or start the page with classifier_ckpt=..."
+            "no reference classifier found: train one (`make demo` does), start the page with classifier_ckpt=..., "
+            "or choose the inception backend"
         )
     run_cfg = run_config(session.ckpt)
     if run_cfg is None or "data" not in run_cfg:
@@ -102,8 +107,8 @@ def run_sweep(
         overrides += [
             "protocol=generation",
             f"ckpt={session.ckpt}",
-            "eval.backend=classifier",
-            f"eval.classifier_ckpt={classifier_ckpt}",
+            f"eval.backend={backend}",
+            f"eval.classifier_ckpt={classifier_ckpt or 'null'}",
             f"n_per_class={int(n_per_class)}",
             "per_class=false",
             f"device={next(session.model.net.parameters()).device}",
