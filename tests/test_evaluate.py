@@ -126,9 +126,7 @@ def test_classifier_backend_reports_accuracy(eval_cfg, maskgit_ckpt: Path, make_
     assert 0 <= rows[0]["class_acc"] <= 1 and rows[0]["classifier_val_acc"] is not None
 
 
-def test_classifier_beside_another_backend_adds_columns(
-    eval_cfg, maskgit_ckpt: Path, make_cfg, tmp_path: Path
-) -> None:
+def test_classifier_beside_another_backend_adds_columns(eval_cfg, maskgit_ckpt: Path, make_cfg, tmp_path: Path) -> None:
     """With eval.classifier_ckpt beside the main backend, the rows keep the main metric and gain class accuracy
     and the classifier's FD as extra columns."""
     train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))

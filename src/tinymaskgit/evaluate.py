@@ -326,7 +326,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         extra = []
         if "lab_grade" in r:
             extra.append(r["lab_grade"])
-        extra += [f"{k} {v:.3g}" for k, v in r.items() if k.startswith("fd_") and k != r["metric"] and isinstance(v, float)]
+        extra += [
+            f"{k} {v:.3g}" for k, v in r.items() if k.startswith("fd_") and k != r["metric"] and isinstance(v, float)
+        ]
         if "ci95_lo" in r:
             extra.append(f"95% CI [{r['ci95_lo']:.2f}, {r['ci95_hi']:.2f}]")
         if "class_acc" in r:

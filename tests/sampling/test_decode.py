@@ -152,8 +152,9 @@ class Spy:
     def __call__(self, tokens, class_ids=None):
         return self._record(self.net(tokens, class_ids), 0.0)
 
-    def forward_with_cfg(self, tokens, class_ids, cfg_weight):
-        return self._record(self.net.forward_with_cfg(tokens, class_ids, cfg_weight), cfg_weight)
+    def guided_and_conditional(self, tokens, class_ids, cfg_weight):
+        guided, cond = self.net.guided_and_conditional(tokens, class_ids, cfg_weight)
+        return self._record(guided, cfg_weight), cond
 
 
 def run(net, generator_seed: int = 0, **settings) -> tuple[torch.Tensor, Spy, list[float]]:
@@ -185,7 +186,10 @@ def test_temperature_is_annealed_at_every_step(net: MaskGITTransformer) -> None:
     assert not torch.equal(a.tokens, b.tokens)  # the noise decides which tokens are kept
 
 
-@pytest.mark.parametrize("schedule,expected", [("constant", [2.0] * 4), ("linear", [0.5, 1.0, 1.5, 2.0])])
+@pytest.mark.parametrize(
+    "schedule,expected",
+    [("constant", [2.0] * 4), ("linear", [0.5, 1.0, 1.5, 2.0]), ("linear0", [0.0, 2 / 3, 4 / 3, 2.0])],
+)
 def test_cfg_weight_per_step(net: MaskGITTransformer, schedule: str, expected: list[float]) -> None:
     _, spy, _ = run(net, steps=4, cfg_weight=2.0, cfg_schedule=schedule)
     assert spy.weights == pytest.approx(expected)
@@ -316,3 +320,82 @@ def test_the_sampler_config_holds_exactly_the_schema_keys() -> None:
         keys = set(yaml.safe_load((conf / "sampler" / f"{option}.yaml").read_text())) - {"seed", "defaults"}
         assert keys <= schema, f"sampler/{option}.yaml has keys the schema lacks: {keys - schema}"
     assert set(yaml.safe_load((conf / "sampler" / "default.yaml").read_text())) - {"seed"} == schema
+
+
+# -- the valeoai step counts, the Halton order, the confidence source -----------------------------------------
+class PositionBiased(MaskGITTransformer):
+    """Token 1 always wins; its logit grows with the position under a real class (5 + i/N) and twice as fast
+    for the null class (5 + 2i/N), so the guided scores (w > 1) fall with the position while the conditional
+    ones rise: the two confidences rank the positions in opposite orders."""
+
+    def forward(self, tokens: torch.Tensor, class_ids: torch.Tensor | None = None) -> torch.Tensor:
+        b, n = tokens.shape
+        pos = torch.arange(n, dtype=torch.float32) / n  # (N,)
+        null = (class_ids == self.null_class_id).float()[:, None] if class_ids is not None else torch.ones(b, 1)
+        logits = torch.zeros(b, n, self.codebook_size)
+        logits[..., 1] = 5 + pos[None] * (1 + null)  # (B, N)
+        return logits
+
+
+@pytest.mark.parametrize("confidence,first_half", [("guided", True), ("conditional", False)])
+def test_the_confidence_source_changes_the_order(confidence: str, first_half: bool) -> None:
+    net = PositionBiased(codebook_size=16, num_tokens=36, num_classes=3, dim=8, depth=1, heads=2, mlp_dim=8).eval()
+    s = DecodeSettings(steps=4, cfg_weight=3.0, temperature=0.0, sample_tokens=False, confidence=confidence)
+    tokens, unknown = torch.zeros(1, 36, dtype=torch.long), torch.ones(1, 36, dtype=torch.bool)
+    out = decode(net, tokens, unknown, torch.tensor([0]), s, return_history=True)
+    decided = (~out.masks[0][0]).nonzero().flatten()  # positions decided at the first step
+    assert len(decided) > 0
+    assert (decided < 18).all() if first_half else (decided >= 18).all()
+
+
+def test_valeoai_step_counts_start_with_one_token_and_sum_to_n() -> None:
+    from tinymaskgit.sampling.schedules import arccos, decided_counts
+
+    cum = decided_counts(arccos, 8, torch.tensor([256]), "valeoai")[:, 0]
+    per_step = torch.diff(cum, prepend=torch.tensor([0])).tolist()
+    assert per_step[:2] == [1, 18] and sum(per_step) == 256 and per_step[-1] == max(per_step)
+    paper = torch.diff(decided_counts(arccos, 8, torch.tensor([256]))[:, 0], prepend=torch.tensor([0])).tolist()
+    assert paper[0] == 21 and paper[-1] == 82  # the other rule of the same schedule name
+    few = decided_counts(arccos, 8, torch.tensor([5]), "valeoai")[:, 0].tolist()
+    assert few[-1] == 5 and all(b >= a for a, b in zip(few, few[1:]))  # inpainting a few tokens
+    with pytest.raises(ValueError, match="step_counts"):
+        decided_counts(arccos, 8, torch.tensor([5]), "lab")
+
+
+def test_valeoai_step_counts_drive_the_decoder(net: MaskGITTransformer) -> None:
+    s = DecodeSettings(steps=4, schedule="arccos", step_counts="valeoai")
+    out = decode(net, torch.zeros(2, 36, dtype=torch.long), torch.ones(2, 36, dtype=torch.bool), None, s, None, True)
+    still = [int(m[0].sum()) for m in out.masks]
+    assert still[0] == 35 and still[-1] == 0  # one token at the first step, as valeoai's sampler
+
+
+def test_halton_order_covers_the_grid_once() -> None:
+    from tinymaskgit.sampling.halton import halton_order, halton_priority
+
+    for side in (1, 4, 16):
+        order = halton_order(side)
+        assert sorted(order) == list(range(side * side))
+    # the first cells spread over the grid: the first eight of a 16x16 grid reach all four quadrants
+    quads = {(i // 16 // 8, i % 16 // 8) for i in halton_order(16)[:8]}
+    assert len(quads) == 4
+    with pytest.raises(ValueError, match="square"):
+        halton_priority(10)
+
+
+def test_halton_decoding_visits_unknown_positions_in_order_and_never_known(net: MaskGITTransformer) -> None:
+    from tinymaskgit.sampling.halton import halton_order
+
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 16, (1, 36), generator=g)
+    unknown = torch.rand(1, 36, generator=g) < 0.5
+    s = DecodeSettings(steps=5, order="halton")
+    out = decode(net, tokens, unknown, None, s, torch.Generator().manual_seed(1), return_history=True)
+    assert torch.equal(out.tokens[~unknown], tokens[~unknown])  # known tokens never change
+    expected = [i for i in halton_order(6) if unknown[0, i]]
+    seen: list[int] = []
+    before = unknown[0].clone()
+    for m in out.masks:
+        newly = (before & ~m[0]).nonzero().flatten().tolist()
+        seen += sorted(newly, key=expected.index)
+        before = m[0].clone()
+    assert seen == expected  # every unknown position exactly once, in Halton order

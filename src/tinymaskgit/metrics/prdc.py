@@ -70,9 +70,7 @@ def _inside(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) ->
     return per_point, per_centre
 
 
-def prdc(
-    real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.Tensor, k_pr: int = 3, k_dc: int = 5
-) -> PRDC:
+def prdc(real: np.ndarray | torch.Tensor, fake: np.ndarray | torch.Tensor, k_pr: int = 3, k_dc: int = 5) -> PRDC:
     """Precision, recall (k = ``k_pr``), density and coverage (k = ``k_dc``) of ``fake`` against ``real``.
 
     Args:

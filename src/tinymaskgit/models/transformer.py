@@ -212,9 +212,16 @@ class MaskGITTransformer(nn.Module):
 
     def forward_with_cfg(self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_weight: float) -> torch.Tensor:
         """Guided logits (1 + w) * cond - w * uncond, both halves in one batched forward."""
+        return self.guided_and_conditional(tokens, class_ids, cfg_weight)[0]
+
+    def guided_and_conditional(
+        self, tokens: torch.Tensor, class_ids: torch.Tensor, cfg_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(guided, conditional) logits, each (B, N, K); one forward when w = 0 (both are the same tensor)."""
         if cfg_weight == 0:
-            return self(tokens, class_ids)
+            logits = self(tokens, class_ids)
+            return logits, logits
         null = torch.full_like(class_ids, self.null_class_id)
         both = self(torch.cat([tokens, tokens]), torch.cat([class_ids, null]))  # (2B, N, K)
         cond, uncond = both.float().chunk(2)  # combine in float32 even under autocast
-        return (1 + cfg_weight) * cond - cfg_weight * uncond
+        return (1 + cfg_weight) * cond - cfg_weight * uncond, cond

@@ -10,10 +10,18 @@ Conventions (the paper's by default; flags give the MaskGIT lab's where it diffe
   (``gumbel_on='prob'``: p instead of log p). Known and already-decided positions get +inf.
 - After step k, ceil((1 - gamma((k + 1) / T)) * M) of the M initially unknown tokens are decided (at least
   one more per step while any remain); the schedule counts the unknown tokens, not the whole grid.
+  ``step_counts='valeoai'`` takes valeoai's (and the Tiny MaskGIT report's) rule instead: step k decides a
+  share of M proportional to gamma(r_k), r_k = linspace(1, 0, T) (``schedules.decided_counts``).
+- ``order='halton'`` decides positions in the fixed Halton order (``halton.py``) instead of by confidence;
+  the tokens there are still drawn from the model.
+- ``confidence='conditional'``: the confidence is log p of the drawn token under the conditional model rather
+  than the guided distribution, whose log-probabilities spread about (1 + w) times wider than the Gumbel
+  noise and would fix the same fill order for every sample of a class.
 - Tokens known at the start never change; decided tokens are never re-masked.
 - Sweet spot t < T: stop after t steps and fill what is still masked with that step's prediction.
 - CFG: logits = (1 + w) * cond - w * uncond (w = 0: the conditional model); ``cfg_schedule='linear'``
-  ramps w from w/T at the first step to w at the last.
+  ramps w from w/T at the first step to w at the last; ``'linear0'`` (valeoai's) from 0 at the first step
+  to w at the last, w * k / (T - 1), so the first tokens come from the unguided model.
 - ``precision='bf16'`` runs the transformer under bfloat16 autocast (about 2x on a GPU or a CPU with
   AVX512-BF16, but 10-25x slower on a CPU that emulates bfloat16); ``'auto'`` uses bfloat16 only where it is
   native (``tinymaskgit.precision``); the softmax, sampling and confidences stay in float32. The default '32' is
@@ -33,10 +41,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.precision import AUTO, sampler_bf16, slow_bf16_warning
-from tinymaskgit.sampling.schedules import decided_counts, get_schedule
+from tinymaskgit.sampling.halton import halton_priority
+from tinymaskgit.sampling.schedules import STEP_COUNTS, decided_counts, get_schedule
 
 GUMBEL_ON = ("logp", "prob")
-CFG_SCHEDULES = ("constant", "linear")
+CFG_SCHEDULES = ("constant", "linear", "linear0")
+ORDERS = ("confidence", "halton")
+CONFIDENCES = ("guided", "conditional")
 PRECISIONS = ("32", "bf16", AUTO)
 
 
@@ -46,6 +57,7 @@ class DecodeSettings:
     the page and the training image callback (``stage.module.sample``); ``settings_from`` type-checks them."""
 
     schedule: str = "arccos"
+    step_counts: str = "paper"  # 'valeoai': per-step shares of gamma at linspace(1, 0, T)
     steps: int = 8
     sweet_spot: int | None = None  # stop after this many steps (None: all T)
     cfg_weight: float = 1.0
@@ -57,6 +69,8 @@ class DecodeSettings:
     gumbel_on: str = "logp"  # 'prob': Gumbel noise added to p (lab)
     precision: str = "32"  # 'bf16': transformer under bfloat16 autocast; 'auto': bf16 where it is native
     reencode: int = 2  # inpainting: rounds of (paste the known pixels, re-encode, decode) after decoding
+    order: str = "confidence"  # 'halton': positions decided in the fixed Halton order
+    confidence: str = "guided"  # 'conditional': rank by log p under the conditional model, not the guided one
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting."""
@@ -67,6 +81,9 @@ class DecodeSettings:
             raise ValueError(f"sweet_spot must be between 1 and steps={self.steps}, got {self.sweet_spot}")
         if self.gumbel_on not in GUMBEL_ON:
             raise ValueError(f"gumbel_on must be one of {GUMBEL_ON}, got {self.gumbel_on!r}")
+        for key, allowed in (("step_counts", STEP_COUNTS), ("order", ORDERS), ("confidence", CONFIDENCES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.cfg_schedule not in CFG_SCHEDULES:
             raise ValueError(f"cfg_schedule must be one of {CFG_SCHEDULES}, got {self.cfg_schedule!r}")
         if self.temperature < 0:
@@ -114,8 +131,10 @@ def temperature_at(settings: DecodeSettings, k: int) -> float:
 
 
 def cfg_weight_at(settings: DecodeSettings, k: int) -> float:
-    """The CFG weight of step k: constant, or ramped linearly from w / T at the first step to w at the last."""
-    ramp = (k + 1) / settings.steps if settings.cfg_schedule == "linear" else 1.0
+    """The CFG weight of step k: constant, ramped linearly from w / T at the first step to w at the last
+    ('linear'), or from 0 at the first step to w at the last ('linear0')."""
+    t = settings.steps
+    ramp = {"constant": 1.0, "linear": (k + 1) / t, "linear0": k / (t - 1) if t > 1 else 1.0}[settings.cfg_schedule]
     return settings.cfg_weight * ramp
 
 
@@ -174,7 +193,8 @@ def decode(
     unknown = unknown.bool()
     current = torch.where(unknown, torch.full_like(tokens, mask_id), tokens)  # (B, N)
     known = ~unknown
-    counts = decided_counts(schedule, settings.steps, unknown.sum(1))  # (T, B)
+    counts = decided_counts(schedule, settings.steps, unknown.sum(1), settings.step_counts)  # (T, B)
+    halton = halton_priority(n, device)[None].expand(b, n) if settings.order == "halton" else None  # (B, N)
     last = settings.sweet_spot or settings.steps
     out = DecodeOutput(tokens=current)
     bf16 = sampler_bf16(settings.precision, device.type)
@@ -188,15 +208,21 @@ def decode(
         w = cfg_weight_at(settings, k)
         # (B, N, K); w = 0 or an unconditional model needs only the conditional pass
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model.forward_with_cfg(current, class_ids, w) if guided else model(current, class_ids)
+            if guided:
+                logits, cond = model.guided_and_conditional(current, class_ids, w)
+            else:
+                logits = cond = model(current, class_ids)
         # only the still-unknown positions are sampled: (M,) rows of the (B, N) grid
         logp = torch.log_softmax(logits[still].float(), dim=-1)  # (M, K)
         drawn = draw_tokens(logp, settings, generator)  # (M,)
         prediction = current.masked_scatter(still, drawn)  # (B, N): decided ids, drawn ones where unknown
+        if settings.confidence == "conditional" and cond is not logits:
+            logp = torch.log_softmax(cond[still].float(), dim=-1)  # (M, K) ranks by the conditional model
         # (B, N) log p of the sampled token; +inf below for everything already known or decided
         picked = torch.zeros(b, n, device=device).masked_scatter(still, logp.gather(-1, drawn[:, None])[:, 0])
         score = picked if settings.gumbel_on == "logp" else picked.exp()
-        confidence = score + gumbel_noise(score.shape, temperature_at(settings, k), generator, device)
+        noise = gumbel_noise(score.shape, temperature_at(settings, k), generator, device)  # drawn either way
+        confidence = halton.float() if halton is not None else score + noise
         confidence = confidence.masked_fill(~still, float("inf"))  # known and decided are kept
 
         keep = known.sum(1) + counts[k]  # (B,) positions decided after this step, known included
