@@ -16,12 +16,11 @@ Every backend takes uint8 images (B, 3, S, S) and returns float64 features; its 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Protocol
-
 import hashlib
 import importlib.util
 import warnings
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
