@@ -18,6 +18,9 @@ from tinymaskgit.cache import hash_file
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.metrics.features import ClassifierBackend
 from tinymaskgit.models.classifier import ResNetClassifier
+from tinymaskgit.models.lab_vqgan import ARCH as LAB_ARCH
+from tinymaskgit.models.lab_vqgan import LabVQGAN, LabVQGANConfig
+from tinymaskgit.models.tokenizer import Tokenizer
 from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.vqvae import VQVAE
 
@@ -51,20 +54,89 @@ def sub_state_dict(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str
     return {k[n:]: v for k, v in state_dict.items() if k.startswith(prefix + ".")}
 
 
-def _tokenizer_from(ckpt: dict[str, Any]) -> VQVAE:
+def _tokenizer_from(ckpt: dict[str, Any]) -> Tokenizer:
     meta = ckpt[KEY]
     config, prefix = (
         (meta["net_config"], "net") if meta["stage"] == "vqvae" else (meta["tokenizer_config"], "tokenizer")
     )
-    net = VQVAE(**config)
+    net: Tokenizer = LabVQGAN(**config) if config.get("arch") == LAB_ARCH else VQVAE(**config)
     net.load_state_dict(sub_state_dict(ckpt["state_dict"], prefix))
     return net.eval().requires_grad_(False)
 
 
-def load_tokenizer(path: str | Path, device: str | torch.device = "cpu", stage: str | None = "vqvae") -> VQVAE:
-    """The frozen VQVAE of a stage-1 checkpoint; with ``stage=None`` also the one inside a stage-2 checkpoint."""
+def load_tokenizer(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    stage: str | None = "vqvae",
+    config: str | Path | None = None,
+) -> Tokenizer:
+    """The frozen tokenizer of a stage-1 checkpoint (with ``stage=None`` also the one inside a stage-2
+    checkpoint), or the MaskGIT lab's ``VQGAN.pt`` (a plain state_dict; sizes from ``config``, else the
+    ``VQGAN.yml`` beside it, else the lab's defaults)."""
+    p = Path(path).expanduser()
+    if p.is_file() and (state := plain_state_dict(p)) is not None:
+        return load_lab_vqgan(p, state, config).to(device)
     ckpt = read_checkpoint(path, expect_stage=stage or ("vqvae", "maskgit"))
     return _tokenizer_from(ckpt).to(device)
+
+
+def plain_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
+    """The file's contents if it is a plain state_dict (names -> tensors, as the lab's VQGAN.pt), else None."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None  # a Lightning checkpoint holds more than tensors: read_checkpoint takes it
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        return obj
+    return None
+
+
+def lab_vqgan_config(path: Path, config: str | Path | None) -> LabVQGANConfig:
+    """The sizes of a lab VQGAN: ``config`` (a VQGAN.yml), else the VQGAN.yml beside ``path``, else defaults."""
+    import yaml
+
+    yml = Path(config).expanduser() if config else path.with_name("VQGAN.yml")
+    if config and not yml.is_file():
+        raise CheckpointError(f"tokenizer_config={yml} does not exist; pass the lab's VQGAN.yml")
+    if not yml.is_file():
+        return LabVQGANConfig()
+    try:
+        data = yaml.safe_load(yml.read_text()) or {}
+        params = data.get("model_param", data)
+        known = set(LabVQGANConfig.__dataclass_fields__)
+        return LabVQGANConfig(**{k: v for k, v in params.items() if k in known})
+    except (yaml.YAMLError, AttributeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot read the VQGAN sizes in {yml}: {e}") from None
+
+
+def load_lab_vqgan(path: Path, state: dict[str, torch.Tensor], config: str | Path | None = None) -> LabVQGAN:
+    """A frozen LabVQGAN holding ``state``; a one-line error naming the keys that do not fit."""
+    cfg = lab_vqgan_config(path, config)
+    net = LabVQGAN(cfg)
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    missing = [k for k in want if k not in state]
+    unexpected = [k for k in state if k not in want]
+    shaped = [
+        f"{k} {tuple(state[k].shape)} (expected {want[k]})"
+        for k in want
+        if k in state and tuple(state[k].shape) != want[k]
+    ]
+    if missing or unexpected or shaped:
+        parts = [
+            f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''} ({len(keys)})"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped))
+            if keys
+        ]
+        yml = Path(config).expanduser() if config else path.with_name("VQGAN.yml")
+        sizes = f"the sizes in {yml}" if yml.is_file() else "the lab's default sizes (no VQGAN.yml beside it)"
+        raise CheckpointError(
+            f"{path} does not fit a lab VQGAN of {sizes}: "
+            + "; ".join(parts)
+            + f"; expected {len(want)} keys such as encoder.model.0.weight and codebook.embedding.weight "
+            f"({cfg.num_codebook_vectors} x {cfg.latent_dim}); pass tokenizer_config=<its VQGAN.yml> for other sizes"
+        )
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False)
 
 
 @dataclass
@@ -72,7 +144,7 @@ class MaskGIT:
     """A trained stage-2 model ready to sample: transformer, tokenizer and what the checkpoint says."""
 
     net: MaskGITTransformer
-    tokenizer: VQVAE
+    tokenizer: Tokenizer
     class_names: list[str]
     meta: dict[str, Any]
 

@@ -26,9 +26,12 @@ def build_maskgit(cfg: DictConfig) -> Built:
     from tinymaskgit.inference import load_tokenizer
 
     if not cfg.get("tokenizer_ckpt"):
-        raise ConfigError("stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run")
+        raise ConfigError(
+            "stage=maskgit needs tokenizer_ckpt=/path/to/checkpoints/last.ckpt of a stage=vqvae run "
+            "(or the MaskGIT lab's VQGAN.pt)"
+        )
     path = str(Path(cfg.tokenizer_ckpt).expanduser())
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, config=cfg.get("tokenizer_config"))
     images = instantiate(cfg.data)
     if tokenizer.image_size != images.image_size:
         raise CheckpointError(

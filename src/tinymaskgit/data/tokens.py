@@ -19,13 +19,13 @@ from torch.utils.data import DataLoader, Dataset
 from tinymaskgit.cache import cache_key, cached, hash_module
 from tinymaskgit.data.base import ImageDataModule
 from tinymaskgit.data.images import to_float
-from tinymaskgit.models.vqvae import VQVAE
+from tinymaskgit.models.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def encode_images(tokenizer: VQVAE, images: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
+def encode_images(tokenizer: Tokenizer, images: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
     """(N, 3, S, S) uint8 images -> (N, L*L) int64 token ids."""
     tokenizer = tokenizer.to(device).eval()
     out = []
@@ -56,7 +56,7 @@ class TokenDataModule(L.LightningDataModule):
     def __init__(
         self,
         images: ImageDataModule,
-        tokenizer: VQVAE,
+        tokenizer: Tokenizer,
         cache_dir: str,
         encode_batch_size: int = 128,
         encode_device: str | None = None,

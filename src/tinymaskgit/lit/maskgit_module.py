@@ -16,7 +16,7 @@ from tinymaskgit.inference import KEY, MaskGIT
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.transformer import MaskGITTransformer
-from tinymaskgit.models.vqvae import VQVAE
+from tinymaskgit.models.tokenizer import Tokenizer
 from tinymaskgit.sampling.decode import settings_from
 from tinymaskgit.sampling.generate import generate
 from tinymaskgit.sampling.schedules import get_schedule
@@ -43,7 +43,7 @@ class MaskGITModule(L.LightningModule):
 
     Args:
         net: the transformer.
-        tokenizer: the frozen VQVAE, used to show samples and saved with the weights.
+        tokenizer: the frozen tokenizer (VQVAE or lab VQGAN), used to show samples and saved with the weights.
         optimizer: partial optimizer taking the parameters.
         schedule: the mask schedule name (cosine, arccos, linear, square).
         label_drop: probability of replacing the class by the null class (CFG training).
@@ -55,7 +55,7 @@ class MaskGITModule(L.LightningModule):
     def __init__(
         self,
         net: MaskGITTransformer,
-        tokenizer: VQVAE,
+        tokenizer: Tokenizer,
         optimizer: Callable[..., torch.optim.Optimizer],
         schedule: str = "cosine",
         label_drop: float = 0.1,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from tinymaskgit.data.images import to_float, to_uint8
 from tinymaskgit.models.transformer import MaskGITTransformer
-from tinymaskgit.models.vqvae import VQVAE
+from tinymaskgit.models.tokenizer import Tokenizer
 from tinymaskgit.sampling.decode import DecodeSettings, decode
 
 
@@ -21,7 +21,7 @@ class MaskGIT(Protocol):
     """What sampling needs of a trained model (``inference.MaskGIT`` is one): a transformer and its tokenizer."""
 
     net: MaskGITTransformer
-    tokenizer: VQVAE
+    tokenizer: Tokenizer
 
 
 @dataclass
@@ -99,7 +99,7 @@ def token_mask(pixel_known: torch.Tensor, latent_size: int, threshold: float = 0
 
 @torch.no_grad()
 def reencode(
-    tokenizer: VQVAE, images: torch.Tensor, masked: torch.Tensor, known: torch.Tensor, rounds: int, batch_size: int
+    tokenizer: Tokenizer, images: torch.Tensor, masked: torch.Tensor, known: torch.Tensor, rounds: int, batch_size: int
 ) -> torch.Tensor:
     """``rounds`` times: paste the ``known`` pixels of ``masked`` into ``images``, encode and decode the result.
 
