@@ -15,8 +15,8 @@ from tinymaskgit.errors import ConfigError
 from tinymaskgit.inference import KEY, MaskGIT
 from tinymaskgit.lit.lr_schedule import run_schedule
 from tinymaskgit.models.config import as_dict
-from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.tokenizer import Tokenizer
+from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.sampling.decode import settings_from
 from tinymaskgit.sampling.generate import generate
 from tinymaskgit.sampling.schedules import get_schedule

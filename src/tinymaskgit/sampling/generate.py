@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from tinymaskgit.data.images import to_float, to_uint8
-from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.models.tokenizer import Tokenizer
+from tinymaskgit.models.transformer import MaskGITTransformer
 from tinymaskgit.sampling.decode import DecodeSettings, decode
 
 
