@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast check-floors lint format demo app train-vqvae train-maskgit sample inpaint evaluate fid-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
+.PHONY: help install test test-fast check-floors lint format demo app train-vqvae train-maskgit sample inpaint evaluate fid-sweep lab-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -92,6 +92,14 @@ evaluate: ## FID/KID of a checkpoint (ARGS="protocol=generation ckpt=... eval.ba
 
 fid-sweep: ## sweep schedule x T x sweet spot x CFG weight (ARGS="ckpt=... eval.backend=..."); sweep=full for all
 	$(PYTHON) -m tinymaskgit.evaluate sweep=default $(ARGS)
+
+LAB_DIR ?= logs/lab-sweep/$(RECIPE_STAMP)
+lab-sweep: ## the MaskGIT lab's comparison: schedule x T x sweet spot by inpainting FID, and each schedule's decoding steps (ARGS="ckpt=... data=cat_faces data.root=...")
+	$(PYTHON) -m tinymaskgit.evaluate sweep=lab hydra.sweep.dir=$(LAB_DIR) $(ARGS)
+	for s in cosine linear square; do \
+		$(PYTHON) -m tinymaskgit.inpaint schedule=$$s limit=4 step_strips=[0,1,2,3] out_dir=$(LAB_DIR)/steps_$$s \
+			hydra.run.dir=$(LAB_DIR)/steps_$$s $(ARGS) || exit 1; done
+	@echo "lab sweep in $(LAB_DIR): fid_sweep.md (best first), fid_sweep.png, steps_<schedule>/steps/ (mask and image per step)"
 
 data: data-generated ## prepare the default (generated) dataset
 

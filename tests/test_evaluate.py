@@ -273,3 +273,30 @@ def test_row_values_are_the_metrics_of_the_images(eval_cfg, maskgit_ckpt: Path, 
     assert row_c["value"] == pytest.approx(fd_to(fake[3 * c : 3 * c + 3], Stats.of(real_c)), rel=1e-9)
     assert row_c["n_fake"] == 3 and row_c["n_real"] == len(real_c) == GEN["train_per_class"]
     assert np.isfinite([r["value"] for r in rows]).all()
+
+
+def test_lab_sweep_ranks_schedules_by_inpainting_fd(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
+    """sweep=lab (what `make lab-sweep` runs first): inpainting of the test pairs, one row per schedule."""
+    args = [
+        sys.executable,
+        "-m",
+        "tinymaskgit.evaluate",
+        "sweep=lab",
+        f"ckpt={maskgit_ckpt}",
+        "eval.backend=tests.fakes.TinyFeatures",
+        "eval.kid_subsets=3",
+        f"paths.root_dir={tmp_path}",
+        f"data.root={generated_root}",
+        *(f"data.{k}={v}" for k, v in GEN.items()),
+        "device=cpu",
+        "schedule=cosine,square",
+        "steps=2",
+        "sweet_spot=null",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "sweep" / "fid_sweep.csv").open()))
+    assert sorted(r["schedule"] for r in rows) == ["cosine", "square"]
+    assert all(r["n_fake"] == str(GEN["inpaint"]) and r["reference"] == "generated/test_gt" for r in rows)
