@@ -115,8 +115,8 @@ recipe-tiny-imagenet: DATA_ROOT ?= data/tiny-imagenet-200
 recipe-tiny-imagenet: ## the one-hour CPU recipe on tiny-imagenet-10 (DATA_ROOT=..., OUT=... to resume a run)
 	$(PYTHON) -m tinymaskgit.recipe tiny_imagenet --data-root $(DATA_ROOT) --out $(OUT) $(ARGS)
 
-recipe-cat-faces: DATA_ROOT ?= data/cat-faces
-recipe-cat-faces: ## the one-hour CPU inpainting recipe (DATA_ROOT=..., OUT=..., CLASSIFIER=<tiny-imagenet recipe's best.ckpt>)
+recipe-cat-faces: DATA_ROOT ?= data/cat-faces-64
+recipe-cat-faces: ## the one-hour CPU inpainting recipe (DATA_ROOT=..., OUT=..., optional CLASSIFIER=<a classifier's best.ckpt>)
 	$(PYTHON) -m tinymaskgit.recipe cat_faces --data-root $(DATA_ROOT) --out $(OUT) --classifier "$(CLASSIFIER)" $(ARGS)
 
 benchmark: ## speed benchmarks: print a table and write JSON under bench_out/

@@ -45,8 +45,22 @@ def argv(recipe: str, root: Path, out: Path, *extra: str, train: list[str] = TRA
         f"--train-args={' '.join(train)}",
         f"--data-args={data}",
         "--sampler-args=steps=2 precision=bf16",
+        "--backend=classifier",  # the quick features; the Inception path is tested in test_evaluate
         *extra,
     ]
+
+
+def test_recipes_evaluate_with_the_standard_fid_by_default(tmp_path: Path) -> None:
+    from tinymaskgit.recipe import parse_args, plan
+
+    for recipe in ("tiny_imagenet", "cat_faces"):
+        a = parse_args([recipe, f"--data-root={tmp_path}", f"--out={tmp_path / 'out'}"])
+        evals = [s.args for s in plan(a) if s.args and s.args[0] == "tinymaskgit.evaluate"]
+        assert evals and all("eval.backend=inception" in args for args in evals)
+        assert all(any(x.startswith("eval.cache_dir=") and "fid_stats" in x for x in args) for args in evals)
+    a = parse_args(["tiny_imagenet", f"--data-root={tmp_path}", f"--out={tmp_path / 'out'}"])
+    gen = next(s.args for s in plan(a) if "protocol=generation" in s.args)
+    assert any(x.startswith("eval.classifier_ckpt=") for x in gen)  # class accuracy beside the FID
 
 
 def step_of(path: Path) -> int:

@@ -76,9 +76,11 @@ def plan(a: argparse.Namespace) -> list[Step]:
     maskgit = out / "maskgit" / "checkpoints" / "last.ckpt"
     steps = [train("vqvae"), train("maskgit", f"tokenizer_ckpt={q(tokenizer)}")]
     common = [f"paths.root_dir={q(out)}", "overwrite=true", *a.sampler_args]
+    # the real images' Inception features, shared by every run on the same images (keyed on pixels and network)
+    fid_cache = [f"eval.cache_dir={q(Path(a.fid_cache).expanduser())}"] if a.backend == "inception" else []
     if a.recipe == "tiny_imagenet":
         classifier = out / "classifier" / "checkpoints" / "best.ckpt"
-        backend = ["eval.backend=classifier", f"eval.classifier_ckpt={q(classifier)}"]
+        backend = [f"eval.backend={a.backend}", f"eval.classifier_ckpt={q(classifier)}", *fid_cache]
         steps += [
             train("classifier"),
             Step(
@@ -123,7 +125,9 @@ def plan(a: argparse.Namespace) -> list[Step]:
             ),
         ]
     else:
-        backend = ["eval.backend=classifier", f"eval.classifier_ckpt={q(a.classifier)}"]
+        backend = [f"eval.backend={a.backend}", *fid_cache]
+        if a.classifier:
+            backend.append(f"eval.classifier_ckpt={q(a.classifier)}")
         steps += [
             Step(
                 "inpainted",
@@ -277,7 +281,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("recipe", choices=RECIPES)
     p.add_argument("--data-root", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--classifier", default="", help="cat_faces: a stage=classifier checkpoint for FD/KID features")
+    p.add_argument(
+        "--classifier",
+        default="",
+        help="cat_faces: a stage=classifier checkpoint (extra columns; with --backend classifier, the features)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("inception", "classifier"),
+        default="inception",
+        help="evaluation features: the standard FID network (default) or the reference classifier (quick)",
+    )
+    p.add_argument(
+        "--fid-cache",
+        default="~/.cache/tinymaskgit/fid_stats",
+        help="where the real images' Inception features are kept",
+    )
     p.add_argument("--n-per-class", type=int, default=100)
     p.add_argument("--train-args", default="", help="extra overrides for every training stage")
     p.add_argument("--data-args", default="", help="extra data.* overrides for training and evaluation")
@@ -296,11 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not a.data_root.is_dir():
             raise ConfigError(f"DATA_ROOT {a.data_root} does not exist; point DATA_ROOT at the dataset folder")
-        if a.recipe == "cat_faces" and not Path(a.classifier).expanduser().is_file():
+        if a.recipe == "cat_faces" and a.backend == "classifier" and not Path(a.classifier).expanduser().is_file():
             raise ConfigError(
-                f"recipe cat_faces needs CLASSIFIER=<a stage=classifier best.ckpt> for its FD/KID features "
-                f"(got {a.classifier!r}); `make recipe-tiny-imagenet` trains one in OUT/classifier/"
+                f"recipe cat_faces with --backend classifier needs CLASSIFIER=<a stage=classifier best.ckpt> for its "
+                f"FD/KID features (got {a.classifier!r}); `make recipe-tiny-imagenet` trains one in OUT/classifier/"
             )
+        if a.classifier and not Path(a.classifier).expanduser().is_file():
+            raise ConfigError(f"CLASSIFIER={a.classifier} does not exist; pass a stage=classifier best.ckpt or nothing")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
