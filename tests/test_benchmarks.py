@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -281,3 +282,13 @@ def test_training_benchmark_times_a_patched_transformer_on_a_larger_grid(tmp_pat
     assert [b["num_tokens"] for b in nets] == [256] * len(rows)  # every lever on the 16x16 grid
     assert [b["patch"] for b in nets][:2] == [1, 2]
     assert "bf16" not in bench_train.TF_LEVERS["float32"] and "latent_size" not in bench_train.TF_LEVERS["float32"]
+
+
+def test_fid_scale_rows_score_a_set_against_itself_as_perfect() -> None:
+    import fid_scale
+
+    feats = np.random.default_rng(0).normal(size=(40, 8))
+    r = fid_scale.row("same", feats, feats, "ref")
+    assert abs(r["fid"]) < 1e-6 and r["precision"] == r["recall"] == r["coverage"] == 1.0 and r["n"] == 40
+    shifted = fid_scale.row("shifted", feats + 3.0, feats, "ref")
+    assert shifted["fid"] > 50 and shifted["precision"] < 0.5

@@ -1,0 +1,70 @@
+"""The scale beside every FID: what real and plainly blurred images score in the standard FID features.
+
+Rows, each against the reference split (default: the 5,000 tiny-imagenet-10 train images): the real val
+images; the val images shrunk to ``--blur`` pixels (area average) and scaled back up (bilinear). With
+``--also-val``, the blurred val images against the val images themselves. Each row: FID, KID, precision,
+recall, density, coverage (``tinymaskgit.metrics``), N. The reference features are cached in ``--cache``
+(the same cache ``evaluate`` and the recipes use), so a second run costs only the blurred images.
+
+    python benchmarks/fid_scale.py --data-root ../shared/data/tiny-imagenet-200 [--blur 16] [--out bench_out]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import torch
+from blur_reference import blurred
+from common import report
+
+from tinymaskgit.data.tiny_imagenet import TinyImageNetDataModule
+from tinymaskgit.errors import TinyMaskGITError
+from tinymaskgit.metrics.features import InceptionBackend
+from tinymaskgit.metrics.fid import Stats, fd_to, kid
+from tinymaskgit.metrics.prdc import prdc
+from tinymaskgit.metrics.reference import cached_features
+
+
+def row(name: str, fake: np.ndarray, real: np.ndarray, reference: str) -> dict[str, Any]:
+    k, _ = kid(fake, real, subsets=50, subset_size=1000)
+    return {
+        "images": name,
+        "reference": reference,
+        "fid": round(fd_to(fake, Stats.of(real)), 2),
+        "kid": round(k, 4),
+        **{key: round(v, 3) for key, v in prdc(real, fake).as_dict().items()},
+        "n": len(fake),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", required=True, help="the tiny-imagenet-200 folder (the 10 classes)")
+    p.add_argument("--reference", default="train", choices=["train", "val"])
+    p.add_argument("--blur", type=int, nargs="+", default=[16], help="pixels the val images are shrunk to")
+    p.add_argument("--also-val", action="store_true", help="also score the blurred val images against val")
+    p.add_argument("--cache", default="~/.cache/tinymaskgit/fid_stats")
+    p.add_argument("--out", default="bench_out")
+    a = p.parse_args(argv)
+    try:
+        dm = TinyImageNetDataModule(root=a.data_root)
+        backend = InceptionBackend()
+        ref, val = dm.dataset(a.reference), dm.dataset("val")
+        real = cached_features(backend, ref.images, a.cache, dm.name, a.reference)
+        val_f = cached_features(backend, val.images, a.cache, dm.name, "val")
+    except TinyMaskGITError as e:
+        raise SystemExit(f"error: {e}") from None
+    refname = f"{dm.name}/{a.reference} ({len(ref)})"
+    rows = [row("real val images", val_f, real, refname)]
+    for size in a.blur:
+        blur_f = backend.features(blurred(val.images, size)).numpy()
+        rows.append(row(f"val, {size} px blur", blur_f, real, refname))
+        if a.also_val:
+            rows.append(row(f"val, {size} px blur", blur_f, val_f, f"{dm.name}/val ({len(val)})"))
+    report("fid_scale", rows, torch.device("cpu"), a.out)
+
+
+if __name__ == "__main__":
+    main()
