@@ -12,7 +12,7 @@ DEMO_EVAL = $(PYTHON) -m tinymaskgit.evaluate ckpt=$(DEMO_DIR)/maskgit/checkpoin
 	eval.classifier_ckpt=$(DEMO_DIR)/classifier/checkpoints/best.ckpt
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast check-floors lint format demo app train-vqvae train-maskgit sample inpaint evaluate fid-sweep lab-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
+.PHONY: help install test test-fast check-floors lint format demo notebook app train-vqvae train-maskgit sample inpaint evaluate fid-sweep lab-sweep recipe-tiny-imagenet recipe-cat-faces data data-generated \
         data-tiny-imagenet benchmark clean
 
 help: ## list the targets
@@ -71,6 +71,11 @@ demo: ## the whole pipeline on the generated data with the tiny preset (2 CPU co
 	@echo "  samples/grid.png  a row of samples per class; samples/steps/ every decoding step"
 	@echo "  inpaint/completed/ inpainted test images; inpaint/steps/ decoding-step strips and GIFs"
 	@echo "  evaluation.md     reconstruction, generation and inpainting scores"
+
+notebook: ## execute notebooks/demo.ipynb headless (after make demo) into logs/demo_executed.ipynb; or open it in Jupyter
+	mkdir -p logs && $(PYTHON) -c "import nbformat, nbclient; nb = nbformat.read('notebooks/demo.ipynb', 4); \
+		nbclient.NotebookClient(nb, timeout=900, kernel_name='python3').execute(); nbformat.write(nb, 'logs/demo_executed.ipynb')"
+	@echo "executed notebook: logs/demo_executed.ipynb"
 
 app: ## serve the web page (generate, inpaint, compare) on http://127.0.0.1:7860; ARGS="ckpt=... port=..."
 	$(PYTHON) -m tinymaskgit.app $(ARGS)

@@ -50,3 +50,57 @@ def test_broken_links_finds_missing_files_and_headings(tmp_path: Path) -> None:
         "[f](other.md#the-recipes-measured) [g](other.md#on-a-gpu)\n"
     )
     assert broken_links(page) == ["gone.png", "#nowhere", "other.md#on-a-gpu"]
+
+
+# -- every command the docs show composes, and every make target they name exists ---------------------------
+ENTRY = re.compile(r"python -m tinymaskgit\.(\w+)((?:[^\n`|]|\\\n)*)")
+CONFIG_OF = {"train": "train", "sample": "sample", "inpaint": "inpaint", "evaluate": "evaluate", "app": "app"}
+MAKE = re.compile(r"`make ([a-z][\w-]*)|^\s*make ([a-z][\w-]*)", re.M)
+
+
+def shown_commands(text: str) -> list[tuple[str, list[str]]]:
+    """(entry point, overrides) of every ``python -m tinymaskgit.<entry> ...`` in ``text``; placeholders such
+    as ``<stage-2 ckpt>`` and shell variables become a dummy path, shell comments and Hydra's own flags go."""
+    import shlex
+
+    out = []
+    text = re.sub(r"<[^>\n]*>", "/tmp/x", text.replace("\\\n", " "))
+    for entry, rest in ENTRY.findall(text):
+        if entry not in CONFIG_OF:
+            continue
+        rest = re.sub(r"\$\{?\w+\}?", "/tmp/x", rest.split("#")[0]).replace('"', "").replace("\\", "")
+        args = [
+            a
+            for a in shlex.split(rest)
+            if "=" in a and not a.lstrip("+").startswith(("hydra.", "-")) and not a.endswith("=...")
+        ]
+        out.append((entry, args))
+    return out
+
+
+def test_shown_commands_finds_overrides() -> None:
+    text = "```\npython -m tinymaskgit.sample ckpt=<a ckpt> n_per_class=4 \\\n  steps=$T  # note\n```"
+    assert shown_commands(text) == [("sample", ["ckpt=/tmp/x", "n_per_class=4", "steps=/tmp/x"])]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_shown_command_composes(page: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from tests.conftest import CONF_DIR
+
+    failures = []
+    for entry, args in shown_commands(page.read_text()):
+        try:
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                compose(config_name=CONFIG_OF[entry], overrides=args)
+        except HydraException as e:
+            failures.append(f"{entry} {' '.join(args)}: {str(e).splitlines()[0]}")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_named_make_target_exists() -> None:
+    targets = set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), re.M))
+    named = {a or b for page in PAGES for a, b in MAKE.findall(page.read_text())}
+    assert named and not named - targets, f"make targets named in the docs but missing: {named - targets}"
