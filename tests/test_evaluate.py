@@ -194,30 +194,33 @@ def test_bad_protocol_and_missing_classifier(eval_cfg, maskgit_ckpt: Path) -> No
         evaluate(eval_cfg(f"ckpt={maskgit_ckpt}", "eval.backend=classifier"))
 
 
-@pytest.mark.slow
-def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
+def run_sweep_cli(sweep: str, ckpt: Path, generated_root: Path, tmp_path: Path, *axes: str) -> Path:
+    """``python -m tinymaskgit.evaluate sweep=<sweep>`` on the generated data with the tiny features; its folder."""
     args = [
         sys.executable,
         "-m",
         "tinymaskgit.evaluate",
-        "sweep=default",
-        f"ckpt={maskgit_ckpt}",
+        f"sweep={sweep}",
+        f"ckpt={ckpt}",
         "eval.backend=tests.fakes.TinyFeatures",
         "eval.kid_subsets=3",
         f"paths.root_dir={tmp_path}",
         f"data.root={generated_root}",
         *(f"data.{k}={v}" for k, v in GEN.items()),
         "device=cpu",
-        "n_per_class=2",
-        "schedule=cosine,arccos",
-        "steps=2,3",
-        "sweet_spot=null",
-        "cfg_weight=0,1",
+        *axes,
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
+    return tmp_path / "sweep"
+
+
+@pytest.mark.slow
+def test_fid_sweep_writes_table_and_plot(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
+    axes = ["n_per_class=2", "schedule=cosine,arccos", "steps=2,3", "sweet_spot=null", "cfg_weight=0,1"]
+    run_sweep_cli("default", maskgit_ckpt, generated_root, tmp_path, *axes)
     sweep = tmp_path / "sweep"
     rows = list(csv.DictReader((sweep / "fid_sweep.csv").open()))
     assert len(rows) == 8  # 2 schedules x 2 T x 2 w
@@ -275,28 +278,10 @@ def test_row_values_are_the_metrics_of_the_images(eval_cfg, maskgit_ckpt: Path, 
     assert np.isfinite([r["value"] for r in rows]).all()
 
 
+@pytest.mark.slow
 def test_lab_sweep_ranks_schedules_by_inpainting_fd(maskgit_ckpt: Path, generated_root: Path, tmp_path: Path) -> None:
     """sweep=lab (what `make lab-sweep` runs first): inpainting of the test pairs, one row per schedule."""
-    args = [
-        sys.executable,
-        "-m",
-        "tinymaskgit.evaluate",
-        "sweep=lab",
-        f"ckpt={maskgit_ckpt}",
-        "eval.backend=tests.fakes.TinyFeatures",
-        "eval.kid_subsets=3",
-        f"paths.root_dir={tmp_path}",
-        f"data.root={generated_root}",
-        *(f"data.{k}={v}" for k, v in GEN.items()),
-        "device=cpu",
-        "schedule=cosine,square",
-        "steps=2",
-        "sweet_spot=null",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    res = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_sweep_cli("lab", maskgit_ckpt, generated_root, tmp_path, "schedule=cosine,square", "steps=2", "sweet_spot=null")
     rows = list(csv.DictReader((tmp_path / "sweep" / "fid_sweep.csv").open()))
     assert sorted(r["schedule"] for r in rows) == ["cosine", "square"]
     assert all(r["n_fake"] == str(GEN["inpaint"]) and r["reference"] == "generated/test_gt" for r in rows)
