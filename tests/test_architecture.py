@@ -17,7 +17,21 @@ LAYERS = {
     "inference": 2,  # trained models from checkpoint files
     **dict.fromkeys(["lit", "callbacks", "loggers"], 3),  # training
     **dict.fromkeys(
-        ["stages", "train", "sample", "inpaint", "evaluate", "sweep", "recipe", "cli", "config", "naming", "app"], 4
+        [
+            "stages",
+            "train",
+            "sample",
+            "inpaint",
+            "evaluate",
+            "sweep",
+            "recipe",
+            "export_vqgan",
+            "cli",
+            "config",
+            "naming",
+            "app",
+        ],
+        4,
     ),
 }
 NAMES = {0: "foundations", 1: "algorithms", 2: "inference", 3: "training", 4: "entry points"}

@@ -224,3 +224,57 @@ def test_stage_two_trains_on_the_course_tokenizer(generated_root: Path, tmp_path
     assert isinstance(m.tokenizer, LabVQGAN) and m.net.codebook_size == 64
     res = generate(m, None, 2, DecodeSettings(steps=2), 2, 0)
     assert res.images.shape == (2, 3, 64, 64)
+
+
+def test_train_a_lab_layout_tokenizer_and_export_it_as_the_course_does(
+    generated_root: Path, tokenizer_ckpt: Path, tmp_path: Path, capsys
+) -> None:
+    """model=lab_vqgan stage=vqvae trains (two steps), export_vqgan writes VQGAN.pt + VQGAN.yml, and that file
+    loads back as the course's would, with the trained network's tokens."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.conftest import CONF_DIR
+    from tinymaskgit.export_vqgan import export, main
+    from tinymaskgit.inference import load_tokenizer as load
+    from tinymaskgit.train import train
+
+    small = {f"model.vqvae.{k}": v for k, v in SMALL.items() if k != "img_resolution"}
+    overrides = [
+        "stage=vqvae",
+        "model=lab_vqgan",
+        *(f"{k}={v}".replace(" ", "") for k, v in small.items()),
+        f"data.root={generated_root / 'inpaint'}",
+        "data=cat_faces",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "trainer.max_steps=2",
+        "trainer.max_epochs=1",
+        "++trainer.limit_val_batches=1",
+        "callbacks=none",
+        "logger=csv",
+        f"paths.root_dir={tmp_path}",
+        f"paths.output_dir={tmp_path / 'run'}",
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    train(cfg)
+    ckpt = next((tmp_path / "run").rglob("*.ckpt"))
+    trained = load(ckpt)
+    assert isinstance(trained, LabVQGAN)
+    pt = export(ckpt, tmp_path / "course")
+    assert yaml.safe_load(pt.with_name("VQGAN.yml").read_text())["model_param"]["num_codebook_vectors"] == 64
+    state = torch.load(pt, weights_only=True)  # a plain state_dict, as the course's
+    assert all(isinstance(v, torch.Tensor) for v in state.values()) and "codebook.embedding.weight" in state
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.equal(load(pt).tokenize(x), trained.tokenize(x))
+    with pytest.raises(SystemExit):  # a VQ-VAE checkpoint is refused with one line
+        main([str(tokenizer_ckpt), str(tmp_path / "again")])
+    assert "not the lab's VQGAN layout" in capsys.readouterr().err
+
+
+def test_the_lab_vq_loss_trains_the_encoder_and_the_codebook() -> None:
+    net = LabVQGAN(LabVQGANConfig(**SMALL))
+    rec, q = net(torch.rand(2, 3, 64, 64) * 2 - 1)
+    (rec.pow(2).mean() + q.vq_loss).backward()
+    assert net.codebook.embedding.weight.grad is not None and net.codebook.embedding.weight.grad.abs().sum() > 0
+    assert net.encoder.model[0].weight.grad.abs().sum() > 0  # straight-through reaches the encoder

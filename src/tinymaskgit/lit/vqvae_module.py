@@ -119,7 +119,9 @@ class VQVAEModule(L.LightningModule):
         return self.discriminator is not None and self.global_step >= self.hparams.disc_start
 
     def _adaptive_weight(self, rec_loss: torch.Tensor, g_loss: torch.Tensor) -> torch.Tensor:
-        conv = self.net.decoder.out[-1]
+        layers = self.net.decoder.out if hasattr(self.net.decoder, "out") else self.net.decoder.model
+        assert isinstance(layers, torch.nn.Sequential)
+        conv = layers[-1]
         assert isinstance(conv, torch.nn.Conv2d)
         last = conv.weight
         g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]

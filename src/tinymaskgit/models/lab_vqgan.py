@@ -206,8 +206,10 @@ class Codebook(nn.Module):
 
 
 class LabVQGAN(nn.Module):
-    """The lab's VQGAN with this package's tokenizer interface (``tokenize``, ``decode_indices``, ``forward``);
-    always frozen here: the lab forbids retraining it."""
+    """The lab's VQGAN with this package's tokenizer interface (``tokenize``, ``decode_indices``, ``forward``).
+
+    Loaded from a course ``VQGAN.pt`` it is frozen (the lab forbids retraining it); ``model=lab_vqgan
+    stage=vqvae`` trains one in the same layout, for working without the course file."""
 
     def __init__(self, config: LabVQGANConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
@@ -226,12 +228,18 @@ class LabVQGAN(nn.Module):
         return self.latent_size**2
 
     def encode(self, x: torch.Tensor) -> QuantizerOutput:
-        """(B, 3, S, S) images in [-1, 1] -> code vectors and (B, L, L) ids (losses are zero: never trained)."""
+        """(B, 3, S, S) images in [-1, 1] -> straight-through code vectors, (B, L, L) ids and the lab's VQ loss
+        mean((sg[z_q] - z)^2) + beta * mean((z_q - sg[z])^2) (its codebook's arithmetic, beta where it puts it)."""
         z = self.quant_conv(self.encoder(x))  # (B, D, L, L)
         idx = self.codebook.indices(z)
-        z_q = self.codebook.codes(idx)
-        zero = z.new_zeros(())
-        return QuantizerOutput(z_q=z_q, indices=idx, vq_loss=zero, commitment_loss=zero, codebook_loss=zero)
+        codes = self.codebook.codes(idx)
+        commitment = torch.mean((codes.detach() - z) ** 2)
+        codebook = torch.mean((codes - z.detach()) ** 2)
+        z_q = z + (codes - z).detach()  # straight-through, as the lab's forward
+        vq_loss = commitment + self.config.beta * codebook
+        return QuantizerOutput(
+            z_q=z_q, indices=idx, vq_loss=vq_loss, commitment_loss=commitment, codebook_loss=codebook
+        )
 
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """(B, D, L, L) code vectors -> (B, 3, S, S) images (the decoder's raw output, as the lab's)."""
