@@ -15,7 +15,8 @@ from tinymaskgit.models.config import as_dict
 from tinymaskgit.models.quantizer import QuantizerConfig
 from tinymaskgit.models.vqvae import VQVAE, VQVAEConfig
 
-PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
+# the VQ-VAE presets; lab_vqgan is the lab's own VQGAN layout (tests/models/test_lab_vqgan.py)
+PRESETS = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml") if p.stem != "lab_vqgan")
 
 
 def build(preset: str) -> VQVAE:
