@@ -44,7 +44,7 @@ def argv(recipe: str, root: Path, out: Path, *extra: str, train: list[str] = TRA
         "--n-per-class=2",
         f"--train-args={' '.join(train)}",
         f"--data-args={data}",
-        "--sampler-args=steps=2 precision=bf16",
+        "--sampler-args=steps=2 precision=auto",
         "--backend=classifier",  # the quick features; the Inception path is tested in test_evaluate
         *extra,
     ]
