@@ -121,8 +121,9 @@ recipe-tiny-imagenet: ## the one-hour CPU recipe on tiny-imagenet-10 (DATA_ROOT=
 	$(PYTHON) -m tinymaskgit.recipe tiny_imagenet --data-root $(DATA_ROOT) --out $(OUT) $(ARGS)
 
 recipe-cat-faces: DATA_ROOT ?= data/cat-faces-64
-recipe-cat-faces: ## the one-hour CPU inpainting recipe (DATA_ROOT=..., OUT=..., optional CLASSIFIER=<a classifier's best.ckpt>)
-	$(PYTHON) -m tinymaskgit.recipe cat_faces --data-root $(DATA_ROOT) --out $(OUT) --classifier "$(CLASSIFIER)" $(ARGS)
+recipe-cat-faces: ## the one-hour CPU inpainting recipe (DATA_ROOT=..., OUT=..., optional CLASSIFIER=<a classifier's best.ckpt>, TOKENIZER=<the lab's VQGAN.pt>)
+	$(PYTHON) -m tinymaskgit.recipe cat_faces --data-root $(DATA_ROOT) --out $(OUT) --classifier "$(CLASSIFIER)" \
+		$(if $(TOKENIZER),--tokenizer "$(TOKENIZER)") $(ARGS)
 
 benchmark: ## speed benchmarks: print a table and write JSON under bench_out/
 	cd benchmarks && $(PYTHON) bench_train.py --out ../bench_out

@@ -1,13 +1,17 @@
-"""A tiny injected feature backend: a fixed random projection of 8x8-pooled pixels (no download)."""
+"""Test doubles: a tiny injected feature backend (a fixed random projection of 8x8-pooled pixels, no download),
+slow training steps for kill tests, and the MaskGIT lab's course files (VQGAN.pt + VQGAN.yml) with random weights."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from tinymaskgit.data.images import to_float
+from tinymaskgit.models.lab_vqgan import LabVQGAN, LabVQGANConfig
 
 
 class TinyFeatures:
@@ -84,3 +88,27 @@ class StopAtStep:
                     trainer.should_stop = True
 
         return _Stop()
+
+
+# the lab VQGAN's layout at small sizes (the lab's own: LabVQGANConfig())
+SMALL = dict(
+    enc_channels=[32, 32, 32, 64, 64, 64],
+    dec_channels=[32, 32, 64, 64, 64],
+    latent_dim=32,
+    num_codebook_vectors=64,
+    img_resolution=64,
+    latent_resolution=16,
+)
+
+
+def course_files(folder: Path, **sizes) -> Path:
+    """VQGAN.pt (plain state_dict, random weights) and VQGAN.yml ('model_param' as the lab's), in ``folder``."""
+    torch.manual_seed(0)
+    net = LabVQGAN(LabVQGANConfig(**sizes))
+    with torch.no_grad():  # random but not degenerate: spread the codebook like trained codes
+        net.codebook.embedding.weight.normal_()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), folder / "VQGAN.pt")
+    params = {"image_channels": 3, "beta": 0.25, **sizes}
+    (folder / "VQGAN.yml").write_text(yaml.safe_dump({"model_param": params}))
+    return folder / "VQGAN.pt"

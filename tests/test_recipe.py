@@ -127,24 +127,37 @@ def test_tiny_imagenet_recipe_layout_skip_and_resume_after_kill(generated_root: 
 
 
 @pytest.mark.slow
-def test_cat_faces_recipe_inpaints_every_pair_and_writes_the_strip(
+def test_cat_faces_recipe_on_the_labs_vqgan_inpaints_every_pair_and_writes_the_strip(
     generated_root: Path, tmp_path: Path, make_cfg
 ) -> None:
+    """The lab's flow: --tokenizer VQGAN.pt (course layout, plain state_dict) -> transformer only -> every test
+    pair inpainted -> scored with the lab's grade -> strip."""
+    from tests.fakes import SMALL, course_files
+    from tinymaskgit.inference import load_maskgit
+    from tinymaskgit.models.lab_vqgan import LabVQGAN
     from tinymaskgit.train import train
 
-    train(make_cfg("stage=classifier", "debug=fast", f"paths.output_dir={tmp_path / 'clf'}", "callbacks=default"))
-    clf = next((tmp_path / "clf" / "checkpoints").glob("*.ckpt"), None)
-    if clf is None:  # fast_dev_run writes no checkpoint: train one epoch instead
-        train(
-            make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}")
-        )
-        clf = tmp_path / "clf" / "checkpoints" / "last.ckpt"
+    train(make_cfg("stage=classifier", "debug=limit", "trainer.max_epochs=1", f"paths.output_dir={tmp_path / 'clf'}"))
+    clf = tmp_path / "clf" / "checkpoints" / "last.ckpt"
+    vqgan = course_files(tmp_path / "course", **SMALL)
     out = tmp_path / "cats"
-    recipe_main(argv("cat_faces", generated_root / "inpaint", out, f"--classifier={clf}"))
+    recipe_main(argv("cat_faces", generated_root / "inpaint", out, f"--classifier={clf}", f"--tokenizer={vqgan}"))
+    assert not (out / "vqvae").exists() and not (out / ".done" / "vqvae").exists()  # stage 1 is the lab's
+    assert isinstance(load_maskgit(out / "maskgit" / "checkpoints" / "last.ckpt").tokenizer, LabVQGAN)
     assert len(list((out / "inpainted" / "completed").glob("*.png"))) == GEN["inpaint"]
     with Image.open(out / "strip.png") as im:
         assert im.size[0] > im.size[1] / 3  # three columns: masked | ours | ground truth
-    assert "| inpainting |" in (out / "evaluation.md").read_text()
+    report = (out / "evaluation.md").read_text()
+    assert "| inpainting |" in report and f"Tokenizer: `{vqgan}`" in report
+
+
+def test_a_missing_tokenizer_is_one_line_and_stage_one_is_planned_without_one(tmp_path: Path, capsys) -> None:
+    base = ["cat_faces", f"--data-root={tmp_path}", f"--out={tmp_path / 'o'}"]
+    assert [s.name for s in plan(parse_args(base))][:2] == ["vqvae", "maskgit"]
+    with pytest.raises(SystemExit) as info:
+        recipe_main([*base, f"--tokenizer={tmp_path / 'VQGAN.pt'}"])
+    assert info.value.code == 2 and capsys.readouterr().err.startswith("error: TOKENIZER=")
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize(

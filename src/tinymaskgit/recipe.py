@@ -4,7 +4,9 @@
 ``OUT/samples/<class>/`` -> reconstructions of the val images in ``OUT/reconstructions/<class>/`` ->
 ``OUT/evaluation.md`` -> ``OUT/time_to_quality.png``.
 ``cat_faces``: tokenizer -> unconditional transformer -> every test pair inpainted into ``OUT/inpainted/`` ->
-FD/KID against the ground truth -> ``OUT/strip.png`` (masked | ours | ground truth) -> the same report.
+FID/KID against the ground truth with the lab's grade -> ``OUT/strip.png`` (masked | ours | ground truth) -> the
+same report. ``--tokenizer PATH`` (either recipe) skips stage 1 and trains the transformer on that tokenizer: with
+the lab's ``VQGAN.pt`` this is the lab's own flow.
 
 Each step is the command a user would type (printed before it runs), in its own process. A finished step
 leaves ``OUT/.done/<step>`` and is skipped when the recipe runs again with the same ``OUT``; a training stage
@@ -72,9 +74,11 @@ def plan(a: argparse.Namespace) -> list[Step]:
         ]
         return Step(stage, args, train_dir=out / stage)
 
-    tokenizer = out / "vqvae" / "checkpoints" / "last.ckpt"
+    # --tokenizer: a tokenizer from elsewhere (the lab's VQGAN.pt, an earlier run's): stage 1 is not trained
+    tokenizer = a.tokenizer or out / "vqvae" / "checkpoints" / "last.ckpt"
     maskgit = out / "maskgit" / "checkpoints" / "last.ckpt"
-    steps = [train("vqvae"), train("maskgit", f"tokenizer_ckpt={q(tokenizer)}")]
+    steps = [] if a.tokenizer else [train("vqvae")]
+    steps.append(train("maskgit", f"tokenizer_ckpt={q(tokenizer)}"))
     common = [f"paths.root_dir={q(out)}", "overwrite=true", *a.sampler_args]
     # the real images' Inception features, shared by every run on the same images (keyed on pixels and network)
     fid_cache = [f"eval.cache_dir={q(Path(a.fid_cache).expanduser())}"] if a.backend == "inception" else []
@@ -238,7 +242,10 @@ def write_report(a: argparse.Namespace) -> None:
     points = time_to_quality(out, stages)
     if points:
         plot_time_to_quality(points, out / "time_to_quality.png")
-    lines = [f"# Recipe {a.recipe}", "", f"Data: `{a.data_root}`. Outputs: `{out}`.", "", "## Training", ""]
+    lines = [f"# Recipe {a.recipe}", "", f"Data: `{a.data_root}`. Outputs: `{out}`."]
+    if a.tokenizer:
+        lines.append(f"Tokenizer: `{a.tokenizer}` (stage 1 not trained here).")
+    lines += ["", "## Training", ""]
     lines += ["| stage | minutes | last validation |", "|---|---|---|"]
     for stage in stages:
         rows = [r for r in read_metrics(out / stage) if r.get("time/minutes")]
@@ -297,6 +304,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="~/.cache/tinymaskgit/fid_stats",
         help="where the real images' Inception features are kept",
     )
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="train only the transformer, on this tokenizer (a stage=vqvae checkpoint or the lab's VQGAN.pt)",
+    )
     p.add_argument("--n-per-class", type=int, default=100)
     p.add_argument("--train-args", default="", help="extra overrides for every training stage")
     p.add_argument("--data-args", default="", help="extra data.* overrides for training and evaluation")
@@ -312,7 +325,13 @@ def main(argv: list[str] | None = None) -> None:
     a = parse_args(argv)
     a.out = a.out.expanduser().resolve()
     a.data_root = a.data_root.expanduser().resolve()
+    if a.tokenizer is not None:
+        a.tokenizer = a.tokenizer.expanduser().resolve()
     try:
+        if a.tokenizer is not None and not a.tokenizer.is_file():
+            raise ConfigError(
+                f"TOKENIZER={a.tokenizer} does not exist; pass a stage=vqvae checkpoint or the lab's VQGAN.pt"
+            )
         if not a.data_root.is_dir():
             raise ConfigError(f"DATA_ROOT {a.data_root} does not exist; point DATA_ROOT at the dataset folder")
         if a.recipe == "cat_faces" and a.backend == "classifier" and not Path(a.classifier).expanduser().is_file():

@@ -11,31 +11,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from tests.fakes import SMALL, course_files
 from tinymaskgit.errors import CheckpointError
 from tinymaskgit.inference import load_tokenizer
 from tinymaskgit.models.lab_vqgan import LabVQGAN, LabVQGANConfig
-
-SMALL = dict(
-    enc_channels=[32, 32, 32, 64, 64, 64],
-    dec_channels=[32, 32, 64, 64, 64],
-    latent_dim=32,
-    num_codebook_vectors=64,
-    img_resolution=64,
-    latent_resolution=16,
-)
-
-
-def course_files(folder: Path, **sizes) -> Path:
-    """VQGAN.pt (plain state_dict, random weights) and VQGAN.yml ('model_param' as the lab's), in ``folder``."""
-    torch.manual_seed(0)
-    net = LabVQGAN(LabVQGANConfig(**sizes))
-    with torch.no_grad():  # random but not degenerate: spread the codebook like trained codes
-        net.codebook.embedding.weight.normal_()
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), folder / "VQGAN.pt")
-    params = {"image_channels": 3, "beta": 0.25, **sizes}
-    (folder / "VQGAN.yml").write_text(yaml.safe_dump({"model_param": params}))
-    return folder / "VQGAN.pt"
 
 
 # -- an independent forward: the lab's arithmetic from the state_dict alone --------------------------------------
