@@ -151,6 +151,12 @@ def test_cat_faces_recipe_on_the_labs_vqgan_inpaints_every_pair_and_writes_the_s
     assert "| inpainting |" in report and f"Tokenizer: `{vqgan}`" in report
 
 
+def test_cat_faces_scores_the_images_it_inpainted_without_inpainting_again(tmp_path: Path) -> None:
+    steps = {s.name: s.args for s in plan(parse_args(["cat_faces", f"--data-root={tmp_path}", f"--out={tmp_path}"]))}
+    assert f"out_dir='{tmp_path / 'inpainted'}'" in steps["inpainted"]
+    assert f"results_dir='{tmp_path / 'inpainted' / 'completed'}'" in steps["inpainting"]
+
+
 def test_a_missing_tokenizer_is_one_line_and_stage_one_is_planned_without_one(tmp_path: Path, capsys) -> None:
     base = ["cat_faces", f"--data-root={tmp_path}", f"--out={tmp_path / 'o'}"]
     assert [s.name for s in plan(parse_args(base))][:2] == ["vqvae", "maskgit"]

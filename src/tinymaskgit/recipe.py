@@ -150,7 +150,8 @@ def plan(a: argparse.Namespace) -> list[Step]:
                 [
                     "tinymaskgit.evaluate",
                     "protocol=inpainting",
-                    f"ckpt={q(maskgit)}",
+                    f"ckpt={q(maskgit)}",  # provenance; the images scored are the step before's, not made again
+                    f"results_dir={q(out / 'inpainted' / 'completed')}",
                     f"out_dir={q(out / 'eval' / 'inpainting')}",
                     f"hydra.run.dir={q(out / 'logs' / 'inpainting')}",
                     *data,
