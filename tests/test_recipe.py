@@ -115,6 +115,7 @@ def test_tiny_imagenet_recipe_layout_skip_and_resume_after_kill(generated_root: 
     report = (out / "evaluation.md").read_text()
     assert "| reconstruction |" in report and "| generation |" in report and "fd_classifier" in report
     assert "| maskgit |" in report and (out / "time_to_quality.png").stat().st_size > 1000
+    assert "val/masked_ce" in report and "val/uncond_masked_ce" in report  # both branches of CFG, validated
 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ckpt")}
     again = subprocess.run(

@@ -36,7 +36,11 @@ SAMPLER_ARGS = {
     "tiny_imagenet": "steps=8 cfg_weight=5 precision=auto",
     "cat_faces": "steps=8 temperature=1 precision=auto",
 }
-STAGE_METRICS = {"vqvae": ["val/psnr"], "maskgit": ["val/loss", "val/masked_acc"], "classifier": ["val/acc"]}
+STAGE_METRICS = {
+    "vqvae": ["val/psnr"],
+    "maskgit": ["val/masked_ce", "val/uncond_masked_ce", "val/masked_acc"],
+    "classifier": ["val/acc"],
+}
 
 
 def q(path: Path | str) -> str:

@@ -10,13 +10,19 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from tinymaskgit.sampling.decode import DecodeSettings
+
 log = logging.getLogger(__name__)
+# sampler settings with a column of their own in fid_sweep.md; any other that differs from DecodeSettings' default
+# is written in the "other settings" column, so that rows of a sweep over e.g. cfg_schedule or order differ
+OWN_COLUMN = {"schedule", "steps", "sweet_spot", "cfg_weight", "temperature", "precision", "reencode", "seed"}
 
 COLUMNS = [
     "schedule",
@@ -45,6 +51,9 @@ COLUMNS = [
     "ckpt_hash",
     "ckpt",
     "cfg_schedule",
+    "step_counts",
+    "order",
+    "confidence",
     "temperature",
     "token_temperature",
     "top_k",
@@ -72,20 +81,22 @@ def write_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
         w.writerows(rows)
     metric, kid_metric = (rows[0]["metric"], rows[0]["kid_metric"]) if rows else ("fd", "kid")
     lines = [
-        f"| schedule | T | sweet spot | w | temperature | {metric} | {kid_metric} | precision | recall "
-        "| class acc | N | seed | s |",
-        "|---" * 13 + "|",
+        f"| schedule | T | sweet spot | w | temperature | other settings | {metric} | {kid_metric} | precision "
+        "| recall | coverage | class acc | N | seed | s |",
+        "|---" * 15 + "|",
     ]
 
     def fmt(v: Any, spec: str) -> str:
         return "-" if v is None else format(v, spec)
 
+    defaults = asdict(DecodeSettings())
     for r in sorted(rows, key=lambda r: r["value"]):
+        other = ", ".join(f"{k}={r[k]}" for k, v in defaults.items() if k not in OWN_COLUMN and k in r and r[k] != v)
         lines.append(
             f"| {r['schedule']} | {r['steps']} | {r['sweet_spot'] if r['sweet_spot'] is not None else '-'} "
-            f"| {r['cfg_weight']} | {r.get('temperature', '-')} | {r['value']:.3g} | {r['kid']:.3g} "
-            f"| {fmt(r.get('precision'), '.3f')} | {fmt(r.get('recall'), '.3f')} | {fmt(r.get('class_acc'), '.1%')} "
-            f"| {r['n_fake']} | {r['seed']} | {r['wall_s']} |"
+            f"| {r['cfg_weight']} | {r.get('temperature', '-')} | {other or '-'} | {r['value']:.3g} | {r['kid']:.3g} "
+            f"| {fmt(r.get('precision'), '.3f')} | {fmt(r.get('recall'), '.3f')} | {fmt(r.get('coverage'), '.3f')} "
+            f"| {fmt(r.get('class_acc'), '.1%')} | {r['n_fake']} | {r['seed']} | {r['wall_s']} |"
         )
     if rows:
         r0 = rows[0]

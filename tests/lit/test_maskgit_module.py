@@ -47,3 +47,33 @@ def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> No
     assert not mask.all()  # some tokens are kept, so the two losses differ
     want = per_token.mean() if loss_on_all else per_token[mask].mean()
     assert torch.allclose(loss, want, atol=1e-6)
+
+
+def test_validation_logs_the_masked_tokens_cross_entropy_of_both_cfg_branches() -> None:
+    # the training loss covers every token with label smoothing; masked_ce is the plain masked-token CE, and the
+    # unconditional branch (null class) is validated too
+    torch.manual_seed(0)
+    net = MaskGITTransformer(codebook_size=16, num_tokens=16, num_classes=2, dim=32, depth=1, heads=4, mlp_dim=64)
+    tokenizer = VQVAE(encoder_channels=[8, 8, 8, 8, 8], codebook_size=16, code_dim=8, latent_size=4)
+    module = MaskGITModule(
+        net, tokenizer, torch.optim.AdamW, schedule="cosine", loss_on_all=True, label_smoothing=0.1
+    ).eval()
+    logged: dict[str, dict[str, torch.Tensor]] = {"val": {}, "train": {}}
+    stage = "val"
+    module.log_dict = lambda d, **kwargs: logged[stage].update(d)  # type: ignore[method-assign]
+    tokens, labels = torch.randint(0, 16, (8, 16)), torch.randint(0, 2, (8,))
+    with torch.no_grad():
+        loss = module._common_step((tokens, labels), "val", generator=torch.Generator().manual_seed(3))
+        stage = "train"
+        module._common_step((tokens, labels), "train", generator=torch.Generator().manual_seed(3))
+        mask = training_mask(module.gamma, 8, 16, torch.device("cpu"), torch.Generator().manual_seed(3))
+        inputs = tokens.masked_fill(mask, net.mask_token_id)
+        cond = F.cross_entropy(net(inputs, labels)[mask], tokens[mask])
+        uncond_logits = net(inputs, torch.full_like(labels, net.null_class_id))[mask]
+    val = logged["val"]
+    assert torch.allclose(val["val/masked_ce"], cond, atol=1e-6) and not torch.allclose(loss, cond, atol=1e-3)
+    assert torch.allclose(val["val/uncond_masked_ce"], F.cross_entropy(uncond_logits, tokens[mask]), atol=1e-6)
+    assert not torch.allclose(val["val/uncond_masked_ce"], cond, atol=1e-4)  # the null class is a different input
+    want_acc = (uncond_logits.argmax(-1) == tokens[mask]).float().mean()
+    assert torch.allclose(val["val/uncond_masked_acc"], want_acc)
+    assert "train/masked_ce" in logged["train"] and not any("uncond" in k for k in logged["train"])

@@ -113,22 +113,24 @@ class MaskGITModule(L.LightningModule):
         logits = self.net(inputs, class_ids)  # (B, N, K)
         target = mask if not self.hparams.loss_on_all else torch.ones_like(mask)
         loss = F.cross_entropy(logits[target].float(), tokens[target], label_smoothing=self.hparams.label_smoothing)
-        acc = (logits[mask].argmax(-1) == tokens[mask]).float().mean()
-        self.log_dict(
-            {f"{stage}/loss": loss, f"{stage}/masked_acc": acc},
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            sync_dist=stage != "train",
-            batch_size=b,
-        )
+        on_step, sync = stage == "train", stage != "train"
+        logs = {f"{stage}/loss": loss, f"{stage}/masked_acc": (logits[mask].argmax(-1) == tokens[mask]).float().mean()}
+        self.log_dict(logs, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=sync, batch_size=b)
+        # The training loss may cover every token and be smoothed; the masked tokens' plain cross-entropy is the
+        # number that says what stage 2 has learned (ln K for a uniform guess), for either branch of CFG.
+        extra = {f"{stage}/masked_ce": F.cross_entropy(logits[mask].float(), tokens[mask]).detach()}
+        if stage == "val" and self.net.num_classes > 0:
+            uncond = self.net(inputs, torch.full_like(class_ids, self.net.null_class_id))[mask]
+            extra[f"{stage}/uncond_masked_ce"] = F.cross_entropy(uncond.float(), tokens[mask])
+            extra[f"{stage}/uncond_masked_acc"] = (uncond.argmax(-1) == tokens[mask]).float().mean()
+        self.log_dict(extra, on_step=on_step, on_epoch=True, sync_dist=sync, batch_size=b)
         return loss
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._common_step(batch, "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        # the same masks every epoch, so val/loss is comparable across epochs
+        # the same masks every epoch, so the val losses are comparable across epochs
         g = torch.Generator(device=batch[0].device).manual_seed(batch_idx)
         self._common_step(batch, "val", generator=g)
 
