@@ -31,12 +31,21 @@ STAGES = ("vqvae", "maskgit", "classifier")
 def read_checkpoint(path: str | Path, expect_stage: str | tuple[str, ...] | None = None) -> dict[str, Any]:
     """Load a checkpoint on the CPU, checking that it exists, is readable and is of an expected stage."""
     p = Path(path).expanduser()
+    return check_checkpoint(load_file(p), p, expect_stage)
+
+
+def load_file(p: Path) -> Any:
+    """What ``torch.load`` reads from ``p`` on the CPU; a missing or unreadable file is a CheckpointError."""
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist; pass the path of a .ckpt file")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+        return torch.load(p, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises many types for a truncated or foreign file
         raise CheckpointError(f"cannot read checkpoint {p}: {type(e).__name__}: {e}") from e
+
+
+def check_checkpoint(ckpt: Any, p: Path, expect_stage: str | tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``ckpt`` (read from ``p``) if it is a tinymaskgit checkpoint of an expected stage, else a CheckpointError."""
     meta = ckpt.get(KEY) if isinstance(ckpt, dict) else None
     if meta is None:
         raise CheckpointError(f"{p} is not a tinymaskgit checkpoint (no '{KEY}' entry)")
@@ -74,21 +83,17 @@ def load_tokenizer(
     checkpoint), or the MaskGIT lab's ``VQGAN.pt`` (a plain state_dict; sizes from ``config``, else the
     ``VQGAN.yml`` beside it, else the lab's defaults)."""
     p = Path(path).expanduser()
-    if p.is_file() and (state := plain_state_dict(p)) is not None:
-        return load_lab_vqgan(p, state, config).to(device)
-    ckpt = read_checkpoint(path, expect_stage=stage or ("vqvae", "maskgit"))
-    return _tokenizer_from(ckpt).to(device)
+    obj = load_file(p)  # read once: either kind of file
+    if is_plain_state_dict(obj):
+        return load_lab_vqgan(p, obj, config).to(device)
+    return _tokenizer_from(check_checkpoint(obj, p, stage or ("vqvae", "maskgit"))).to(device)
 
 
-def plain_state_dict(path: Path) -> dict[str, torch.Tensor] | None:
-    """The file's contents if it is a plain state_dict (names -> tensors, as the lab's VQGAN.pt), else None."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None  # a Lightning checkpoint holds more than tensors: read_checkpoint takes it
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
-        return obj
-    return None
+def is_plain_state_dict(obj: Any) -> bool:
+    """Whether ``obj`` is a plain state_dict (names -> tensors, as the lab's VQGAN.pt), not a Lightning checkpoint."""
+    if not isinstance(obj, dict) or not obj:
+        return False
+    return all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
 
 
 def lab_vqgan_config(path: Path, config: str | Path | None) -> LabVQGANConfig:
