@@ -83,7 +83,7 @@ def test_learning_rate_constant_by_default_and_annealed_by_the_clock(make_cfg, t
         make_cfg(
             "debug=limit",
             "trainer.max_epochs=-1",
-            "trainer.max_time=00:00:00:08",  # > 3 steps also on a loaded 2-core machine (5 s gave 3)
+            "trainer.max_time=00:00:00:10",  # steps of up to ~4 s (a loaded 2-core machine) still end late in it
             "trainer.log_every_n_steps=1",
             f"stage.module.min_lr_ratio={floor}",
             *TINY_VQ,
@@ -92,7 +92,8 @@ def test_learning_rate_constant_by_default_and_annealed_by_the_clock(make_cfg, t
     rows = list(csv.DictReader((tmp_path / "run" / "csv" / "metrics.csv").open()))
     key = next(k for k in rows[0] if "lr" in k and k.endswith("vqvae"))  # Lightning's LearningRateMonitor
     lrs = [float(r[key]) for r in rows if r.get(key)]
-    assert len(lrs) == metrics["global_step"] > 3 and lrs[0] == pytest.approx(4e-4)
+    # a step count that does not depend on the machine's load: two steps or more, the last in the budget's second half
+    assert len(lrs) == metrics["global_step"] >= 2 and lrs[0] == pytest.approx(4e-4)
     if floor == 1.0:
         assert lrs == pytest.approx([4e-4] * len(lrs))
     else:
