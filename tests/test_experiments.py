@@ -130,11 +130,15 @@ def test_a_model_preset_on_the_command_line_replaces_the_recipes_narrow_transfor
     assert got.vqvae.latent_size == base.vqvae.latent_size
 
 
-def test_the_tiny_imagenet_recipe_trains_a_16x16_grid_in_2x2_patches_and_the_others_keep_theirs() -> None:
+def test_the_recipes_and_the_demo_train_the_8x8_grid_without_patches() -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         grids = {
             e: compose(config_name="train", overrides=[f"experiment={e}", "stage=maskgit"]).model
             for e in ("recipe_tiny_imagenet", "recipe_cat_faces", "demo")
         }
     got = {e: (m.vqvae.latent_size, m.transformer.patch) for e, m in grids.items()}
-    assert got == {"recipe_tiny_imagenet": (16, 2), "recipe_cat_faces": (8, 1), "demo": (8, 1)}
+    assert got == {"recipe_tiny_imagenet": (8, 1), "recipe_cat_faces": (8, 1), "demo": (8, 1)}
+    # tiny16 is still there for sharper tokens: its grid and patches come with it
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        m = compose(config_name="train", overrides=["experiment=recipe_tiny_imagenet", "model=tiny16"]).model
+    assert (m.vqvae.latent_size, m.transformer.patch, m.transformer.dim) == (16, 2, 192)

@@ -170,7 +170,7 @@ def test_a_missing_tokenizer_is_one_line_and_stage_one_is_planned_without_one(tm
 @pytest.mark.parametrize(
     "recipe,step,expected",
     [
-        ("tiny_imagenet", "samples", "cfg_weight=5"),
+        ("tiny_imagenet", "samples", "cfg_weight=2"),
         ("cat_faces", "inpainted", "temperature=1"),
         ("cat_faces", "inpainting", "temperature=1"),
     ],
