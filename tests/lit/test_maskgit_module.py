@@ -29,14 +29,18 @@ def test_training_mask_has_the_count_gamma_asks_for(name: str) -> None:
     assert mask.sum(1).min() >= 1
 
 
-@pytest.mark.parametrize("loss_on_all", [False, True])
-def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> None:
+def small_module(**kwargs: object) -> MaskGITModule:
+    """A stage-2 module on 16 tokens of 16 codes and 2 classes, in eval mode, seeded."""
     torch.manual_seed(0)
     net = MaskGITTransformer(codebook_size=16, num_tokens=16, num_classes=2, dim=32, depth=1, heads=4, mlp_dim=64)
     tokenizer = VQVAE(encoder_channels=[8, 8, 8, 8, 8], codebook_size=16, code_dim=8, latent_size=4)
-    module = MaskGITModule(
-        net, tokenizer, torch.optim.AdamW, schedule="cosine", loss_on_all=loss_on_all, label_smoothing=0.0
-    ).eval()
+    return MaskGITModule(net, tokenizer, torch.optim.AdamW, schedule="cosine", **kwargs).eval()
+
+
+@pytest.mark.parametrize("loss_on_all", [False, True])
+def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> None:
+    module = small_module(loss_on_all=loss_on_all, label_smoothing=0.0)
+    net = module.net
     module.log_dict = lambda *args, **kwargs: None  # type: ignore[method-assign]  # no Trainer to log to
     tokens, labels = torch.randint(0, 16, (8, 16)), torch.randint(0, 2, (8,))
     with torch.no_grad():
@@ -52,12 +56,8 @@ def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> No
 def test_validation_logs_the_masked_tokens_cross_entropy_of_both_cfg_branches() -> None:
     # the training loss covers every token with label smoothing; masked_ce is the plain masked-token CE, and the
     # unconditional branch (null class) is validated too
-    torch.manual_seed(0)
-    net = MaskGITTransformer(codebook_size=16, num_tokens=16, num_classes=2, dim=32, depth=1, heads=4, mlp_dim=64)
-    tokenizer = VQVAE(encoder_channels=[8, 8, 8, 8, 8], codebook_size=16, code_dim=8, latent_size=4)
-    module = MaskGITModule(
-        net, tokenizer, torch.optim.AdamW, schedule="cosine", loss_on_all=True, label_smoothing=0.1
-    ).eval()
+    module = small_module(loss_on_all=True, label_smoothing=0.1)
+    net = module.net
     logged: dict[str, dict[str, torch.Tensor]] = {"val": {}, "train": {}}
     stage = "val"
     module.log_dict = lambda d, **kwargs: logged[stage].update(d)  # type: ignore[method-assign]
