@@ -21,7 +21,7 @@ help: ## list the targets
 install: ## install the package (editable) with the dev tools
 	$(PYTHON) -m pip install -e ".[dev]"
 
-test: ## run the whole test suite, slow end-to-end tests included (CPU, offline, 15-20 min on 2 cores; what CI runs)
+test: ## run the whole test suite, slow end-to-end tests included (CPU, offline, about 12 min on 2 cores; what CI runs)
 	$(PYTHON) -m pytest -q
 
 test-fast: ## the tests without the slow end-to-end ones (subprocesses, DDP, kill/resume, notebook, sweep): the edit loop
