@@ -20,9 +20,10 @@ from omegaconf import DictConfig
 from tinymaskgit.sampling.decode import DecodeSettings
 
 log = logging.getLogger(__name__)
-# sampler settings with a column of their own in fid_sweep.md; any other that differs from DecodeSettings' default
-# is written in the "other settings" column, so that rows of a sweep over e.g. cfg_schedule or order differ
-OWN_COLUMN = {"schedule", "steps", "sweet_spot", "cfg_weight", "temperature", "precision", "reencode", "seed"}
+# sampler settings not listed in fid_sweep.md's "other settings" column: those with a column of their own, precision
+# (a metric has that name) and reencode (inpainting only); any other that differs from DecodeSettings' default is
+# listed there, so that rows of a sweep over e.g. cfg_schedule or order differ
+OWN_COLUMN = {"schedule", "steps", "sweet_spot", "cfg_weight", "temperature", "precision", "reencode"}
 
 COLUMNS = [
     "schedule",
