@@ -257,3 +257,41 @@ def test_the_lab_vq_loss_trains_the_encoder_and_the_codebook() -> None:
     (rec.pow(2).mean() + q.vq_loss).backward()
     assert net.codebook.embedding.weight.grad is not None and net.codebook.embedding.weight.grad.abs().sum() > 0
     assert net.encoder.model[0].weight.grad.abs().sum() > 0  # straight-through reaches the encoder
+
+
+def test_seed_codes_sets_the_codes_to_latents_of_the_first_batch_once() -> None:
+    """A fresh run's codebook (the lab's +-1/K initialisation) takes the first batch's latents; a trained
+    codebook (a resumed run) is left alone; without the option the codebook stays the lab's."""
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    plain = LabVQGAN(LabVQGANConfig(**SMALL)).train()
+    before = plain.codebook.embedding.weight.clone()
+    plain(x)
+    assert torch.equal(plain.codebook.embedding.weight, before)
+
+    net = LabVQGAN(LabVQGANConfig(**SMALL), seed_codes=True).train()
+    net.load_state_dict(plain.state_dict())
+    net(x)
+    codes = net.codebook.embedding.weight.detach()
+    z = net.quant_conv(net.encoder(x)).detach().permute(0, 2, 3, 1).reshape(-1, codes.shape[1])
+    assert torch.cdist(codes, z).min(dim=1).values.max() < 1e-2 * z.std()  # every code sits on a latent
+    seeded = codes.clone()
+    net(x)  # no longer the initialisation: never seeded again
+    assert torch.equal(net.codebook.embedding.weight, seeded)
+    assert set(net.state_dict()) == set(plain.state_dict())  # VQGAN.pt keeps the course's keys
+
+
+def test_restart_dead_reseeds_only_codes_unused_for_dead_after_steps() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    net = LabVQGAN(LabVQGANConfig(**SMALL), restart_dead=True, dead_after=2).train()
+    before = net.codebook.embedding.weight.clone()
+    used = net.eval().tokenize(x).unique()
+    net.train()(x)
+    assert torch.equal(net.codebook.embedding.weight, before)  # one step unused is not yet dead
+    net(x)
+    changed = (net.codebook.embedding.weight != before).any(dim=1)
+    assert not changed[used].any() and changed.sum() == net.codebook_size - used.numel()
+    net.eval()(x)  # evaluation never touches the codebook
+    with pytest.raises(ValueError, match="dead_after"):
+        LabVQGAN(LabVQGANConfig(**SMALL), dead_after=0)

@@ -30,7 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from tinymaskgit.models.config import config_of
-from tinymaskgit.models.quantizer import QuantizerOutput
+from tinymaskgit.models.quantizer import QuantizerOutput, all_reduce_sum, sample_rows
 
 ARCH = "lab_vqgan"
 DOWN_AT = (2, 4)  # encoder stages followed by a downsampling (the lab's fixed indices)
@@ -211,9 +211,28 @@ class LabVQGAN(nn.Module):
     Loaded from a course ``VQGAN.pt`` it is frozen (the lab forbids retraining it); ``model=lab_vqgan
     stage=vqvae`` trains one in the same layout, for working without the course file."""
 
-    def __init__(self, config: LabVQGANConfig | None = None, **kwargs: Any) -> None:
+    steps_unused: torch.Tensor
+
+    def __init__(
+        self,
+        config: LabVQGANConfig | None = None,
+        *,
+        seed_codes: bool = False,
+        restart_dead: bool = False,
+        dead_after: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        """``LabVQGAN(LabVQGANConfig(...))`` or the ``VQGAN.yml`` keys as keywords.
+
+        Training only (a loaded course model never trains; none of these changes the layout or the lookup):
+        ``seed_codes`` sets the codes to random encoder outputs on the first training batch, while the codebook
+        still holds the lab's initialisation (uniform in +-1/K), so that a fresh run does not collapse onto a
+        few codes; ``restart_dead`` re-seeds codes no batch has picked for ``dead_after`` training steps."""
         super().__init__()
         c = self.config = config_of(LabVQGANConfig, config, kwargs)
+        if dead_after < 1:
+            raise ValueError(f"dead_after must be at least 1 step, got {dead_after}")
+        self.seed_codes, self.restart_dead, self.dead_after = seed_codes, restart_dead, dead_after
         self.image_size = c.img_resolution
         self.latent_size = c.latent_resolution
         self.codebook_size = c.num_codebook_vectors
@@ -222,6 +241,8 @@ class LabVQGAN(nn.Module):
         self.codebook = Codebook(c)
         self.quant_conv = nn.Conv2d(c.latent_dim, c.latent_dim, 1)
         self.post_quant_conv = nn.Conv2d(c.latent_dim, c.latent_dim, 1)
+        # not in the state_dict: VQGAN.pt keeps the course's keys exactly
+        self.register_buffer("steps_unused", torch.zeros(c.num_codebook_vectors, dtype=torch.long), persistent=False)
 
     @property
     def num_tokens(self) -> int:
@@ -231,7 +252,11 @@ class LabVQGAN(nn.Module):
         """(B, 3, S, S) images in [-1, 1] -> straight-through code vectors, (B, L, L) ids and the lab's VQ loss
         mean((sg[z_q] - z)^2) + beta * mean((z_q - sg[z])^2) (its codebook's arithmetic, beta where it puts it)."""
         z = self.quant_conv(self.encoder(x))  # (B, D, L, L)
+        if self.training and self.seed_codes and self._codebook_untrained():
+            self._set_codes(torch.arange(self.codebook_size, device=z.device), z)
         idx = self.codebook.indices(z)
+        if self.training and self.restart_dead:
+            self._restart_dead(idx, z)
         codes = self.codebook.codes(idx)
         commitment = torch.mean((codes.detach() - z) ** 2)
         codebook = torch.mean((codes - z.detach()) ** 2)
@@ -240,6 +265,25 @@ class LabVQGAN(nn.Module):
         return QuantizerOutput(
             z_q=z_q, indices=idx, vq_loss=vq_loss, commitment_loss=commitment, codebook_loss=codebook
         )
+
+    def _codebook_untrained(self) -> bool:
+        """True while every code is still within the lab's initialisation range (a fresh run, not a resumed one)."""
+        return bool(self.codebook.embedding.weight.abs().max() <= 1.0 / self.codebook_size)
+
+    @torch.no_grad()
+    def _set_codes(self, which: torch.Tensor, z: torch.Tensor) -> None:
+        """Set the codes ``which`` to random latent vectors of this batch (rank 0's under DDP)."""
+        flat = rearrange(z.detach().float(), "b d h w -> (b h w) d")
+        self.codebook.embedding.weight[which] = sample_rows(flat, which.numel()).to(self.codebook.embedding.weight)
+        self.steps_unused[which] = 0
+
+    @torch.no_grad()
+    def _restart_dead(self, idx: torch.Tensor, z: torch.Tensor) -> None:
+        used = all_reduce_sum(torch.bincount(idx.flatten(), minlength=self.codebook_size).float()) > 0
+        self.steps_unused.add_(1).masked_fill_(used, 0)
+        dead = (self.steps_unused >= self.dead_after).nonzero().squeeze(1)
+        if dead.numel() > 0:
+            self._set_codes(dead, z)
 
     def decode(self, z_q: torch.Tensor) -> torch.Tensor:
         """(B, D, L, L) code vectors -> (B, 3, S, S) images (the decoder's raw output, as the lab's)."""

@@ -35,10 +35,22 @@ class QuantizerOutput:
     codebook_loss: torch.Tensor  # scalar (0 with EMA updates)
 
 
-def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the processes in place (itself outside DDP)."""
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(t)
     return t
+
+
+def sample_rows(flat: torch.Tensor, n: int, jitter: bool = True) -> torch.Tensor:
+    """``n`` random rows of the (N, D) ``flat``, rank 0's under DDP so that every process gets the same; with
+    ``jitter`` each gets noise of 1e-3 of their spread, since identical codes would tie forever."""
+    picks = flat[torch.randint(0, flat.shape[0], (n,), device=flat.device)]
+    if jitter:
+        picks = picks + 1e-3 * picks.std() * torch.randn_like(picks)
+    if dist.is_available() and dist.is_initialized():
+        dist.broadcast(picks, src=0)
+    return picks
 
 
 def codebook_stats(counts: torch.Tensor) -> tuple[float, float]:
@@ -155,10 +167,7 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _init_codes(self, flat: torch.Tensor) -> None:
         """Seed every code with a random encoder output of this batch (rank 0's under DDP)."""
-        picks = flat[torch.randint(0, flat.shape[0], (self.codebook_size,), device=flat.device)]
-        picks = picks + 1e-3 * picks.std() * torch.randn_like(picks)  # duplicates would tie forever
-        if dist.is_available() and dist.is_initialized():
-            dist.broadcast(picks, src=0)
+        picks = sample_rows(flat, self.codebook_size)
         self.embedding.weight.copy_(picks)
         if self.ema:
             self.ema_embed_sum.copy_(picks)
@@ -168,10 +177,10 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, indices: torch.Tensor) -> None:
         """EMA codebook update and dead-code restarts (synchronised across processes under DDP)."""
-        onehot_counts = _all_reduce_sum(torch.bincount(indices, minlength=self.codebook_size).float())
+        onehot_counts = all_reduce_sum(torch.bincount(indices, minlength=self.codebook_size).float())
         if self.ema:
             embed_sum = torch.zeros_like(self.ema_embed_sum).index_add_(0, indices, flat)
-            embed_sum = _all_reduce_sum(embed_sum)
+            embed_sum = all_reduce_sum(embed_sum)
             self.ema_cluster_size.mul_(self.ema_decay).add_(onehot_counts, alpha=1 - self.ema_decay)
             self.ema_embed_sum.mul_(self.ema_decay).add_(embed_sum, alpha=1 - self.ema_decay)
             n = self.ema_cluster_size.sum()
@@ -182,9 +191,7 @@ class VectorQuantizer(nn.Module):
             self.steps_unused.add_(1).masked_fill_(onehot_counts > 0, 0)
             dead = (self.steps_unused >= self.dead_after).nonzero().squeeze(1)
             if dead.numel() > 0:
-                picks = flat[torch.randint(0, flat.shape[0], (dead.numel(),), device=flat.device)]
-                if dist.is_available() and dist.is_initialized():
-                    dist.broadcast(picks, src=0)
+                picks = sample_rows(flat, dead.numel(), jitter=False)
                 self.embedding.weight[dead] = picks
                 if self.ema:
                     self.ema_embed_sum[dead] = picks
