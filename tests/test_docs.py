@@ -60,7 +60,8 @@ MAKE = re.compile(r"`make ([a-z][\w-]*)|^\s*make ([a-z][\w-]*)", re.M)
 
 def shown_commands(text: str) -> list[tuple[str, list[str]]]:
     """(entry point, overrides) of every ``python -m tinymaskgit.<entry> ...`` in ``text``; placeholders such
-    as ``<stage-2 ckpt>`` and shell variables become a dummy path, shell comments and Hydra's own flags go."""
+    as ``<stage-2 ckpt>`` and shell variables become a dummy path, shell comments and Hydra's own flags go; a
+    multirun (``-m``) gives its first job (the first value of each ``key=a,b,c`` sweep)."""
     import shlex
 
     out = []
@@ -69,11 +70,12 @@ def shown_commands(text: str) -> list[tuple[str, list[str]]]:
         if entry not in CONFIG_OF:
             continue
         rest = re.sub(r"\$\{?\w+\}?", "/tmp/x", rest.split("#")[0]).replace('"', "").replace("\\", "")
+        words = shlex.split(rest)
         args = [
-            a
-            for a in shlex.split(rest)
-            if "=" in a and not a.lstrip("+").startswith(("hydra.", "-")) and not a.endswith("=...")
+            a for a in words if "=" in a and not a.lstrip("+").startswith(("hydra.", "-")) and not a.endswith("=...")
         ]
+        if "-m" in words or "--multirun" in words:
+            args = [re.sub(r"=([^\[(,][^,]*),.*", r"=\1", a) for a in args]
         out.append((entry, args))
     return out
 
@@ -81,6 +83,8 @@ def shown_commands(text: str) -> list[tuple[str, list[str]]]:
 def test_shown_commands_finds_overrides() -> None:
     text = "```\npython -m tinymaskgit.sample ckpt=<a ckpt> n_per_class=4 \\\n  steps=$T  # note\n```"
     assert shown_commands(text) == [("sample", ["ckpt=/tmp/x", "n_per_class=4", "steps=/tmp/x"])]
+    sweep = "python -m tinymaskgit.inpaint -m ckpt=<c> schedule=cosine,linear steps=8,12 step_strips=[0,1]"
+    assert shown_commands(sweep) == [("inpaint", ["ckpt=/tmp/x", "schedule=cosine", "steps=8", "step_strips=[0,1]"])]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
