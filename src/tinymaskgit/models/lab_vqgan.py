@@ -30,7 +30,7 @@ from einops import rearrange
 from torch import nn
 
 from tinymaskgit.models.config import config_of
-from tinymaskgit.models.quantizer import QuantizerOutput, all_reduce_sum, sample_rows
+from tinymaskgit.models.quantizer import QuantizerOutput, all_reduce_sum, dead_codes, sample_rows
 
 ARCH = "lab_vqgan"
 DOWN_AT = (2, 4)  # encoder stages followed by a downsampling (the lab's fixed indices)
@@ -233,6 +233,7 @@ class LabVQGAN(nn.Module):
         if dead_after < 1:
             raise ValueError(f"dead_after must be at least 1 step, got {dead_after}")
         self.seed_codes, self.restart_dead, self.dead_after = seed_codes, restart_dead, dead_after
+        self._seeding_done = not seed_codes  # set once the codebook is seeded or found trained (a resumed run)
         self.image_size = c.img_resolution
         self.latent_size = c.latent_resolution
         self.codebook_size = c.num_codebook_vectors
@@ -252,8 +253,10 @@ class LabVQGAN(nn.Module):
         """(B, 3, S, S) images in [-1, 1] -> straight-through code vectors, (B, L, L) ids and the lab's VQ loss
         mean((sg[z_q] - z)^2) + beta * mean((z_q - sg[z])^2) (its codebook's arithmetic, beta where it puts it)."""
         z = self.quant_conv(self.encoder(x))  # (B, D, L, L)
-        if self.training and self.seed_codes and self._codebook_untrained():
-            self._set_codes(torch.arange(self.codebook_size, device=z.device), z)
+        if self.training and not self._seeding_done:
+            if self._codebook_untrained():
+                self._set_codes(torch.arange(self.codebook_size, device=z.device), z)
+            self._seeding_done = True
         idx = self.codebook.indices(z)
         if self.training and self.restart_dead:
             self._restart_dead(idx, z)
@@ -280,8 +283,7 @@ class LabVQGAN(nn.Module):
     @torch.no_grad()
     def _restart_dead(self, idx: torch.Tensor, z: torch.Tensor) -> None:
         used = all_reduce_sum(torch.bincount(idx.flatten(), minlength=self.codebook_size).float()) > 0
-        self.steps_unused.add_(1).masked_fill_(used, 0)
-        dead = (self.steps_unused >= self.dead_after).nonzero().squeeze(1)
+        dead = dead_codes(self.steps_unused, used, self.dead_after)
         if dead.numel() > 0:
             self._set_codes(dead, z)
 

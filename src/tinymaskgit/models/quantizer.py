@@ -53,6 +53,13 @@ def sample_rows(flat: torch.Tensor, n: int, jitter: bool = True) -> torch.Tensor
     return picks
 
 
+def dead_codes(steps_unused: torch.Tensor, used: torch.Tensor, dead_after: int) -> torch.Tensor:
+    """Count one more step for every code not in ``used`` (bool, (K,)), reset the used ones in place, and return
+    the ids of the codes unused for ``dead_after`` steps."""
+    steps_unused.add_(1).masked_fill_(used, 0)
+    return (steps_unused >= dead_after).nonzero().squeeze(1)
+
+
 def codebook_stats(counts: torch.Tensor) -> tuple[float, float]:
     """Usage (% of codes used at least once) and perplexity exp(H(p)) of a vector of code counts."""
     counts = counts.double()
@@ -188,8 +195,7 @@ class VectorQuantizer(nn.Module):
             size = (self.ema_cluster_size + 1e-5) / (n + self.codebook_size * 1e-5) * n
             self.embedding.weight.copy_(self.ema_embed_sum / size[:, None])
         if self.restart_dead:
-            self.steps_unused.add_(1).masked_fill_(onehot_counts > 0, 0)
-            dead = (self.steps_unused >= self.dead_after).nonzero().squeeze(1)
+            dead = dead_codes(self.steps_unused, onehot_counts > 0, self.dead_after)
             if dead.numel() > 0:
                 picks = sample_rows(flat, dead.numel(), jitter=False)
                 self.embedding.weight[dead] = picks
