@@ -293,3 +293,12 @@ def test_fid_scale_rows_score_a_set_against_itself_as_perfect() -> None:
     assert abs(r["fid"]) < 1e-6 and r["precision"] == r["recall"] == r["coverage"] == 1.0 and r["n"] == 40
     shifted = fid_scale.row("shifted", feats + 3.0, feats, "ref")
     assert shifted["fid"] > 50 and shifted["precision"] < 0.5
+
+
+def test_fid_scale_tokenizer_rows_take_the_first_images_of_every_class() -> None:
+    import fid_scale
+
+    labels = torch.tensor([2, 0, 1, 0, 2, 0, 1, 2, 1])
+    idx = fid_scale.first_per_class(labels, 2)
+    assert idx.tolist() == [1, 3, 2, 6, 0, 4]
+    assert fid_scale.first_per_class(labels, 5).tolist() == [1, 3, 5, 2, 6, 8, 0, 4, 7]  # fewer than n: all of them
