@@ -97,6 +97,8 @@ def test_every_data_option_instantiates(make_cfg, option: str) -> None:
         ("stage.module.min_lr_ratio=0", "stage.module.min_lr_ratio"),
         ("stage=maskgit stage.module.min_lr_ratio=1.5", "stage.module.min_lr_ratio"),
         ("stage.module.warmup_steps=-1", "stage.module.warmup_steps"),
+        ("stage=maskgit stage.module.min_mask_ratio=1.0", "stage.module.min_mask_ratio"),
+        ("stage=maskgit stage.module.min_mask_ratio=-0.1", "stage.module.min_mask_ratio"),
         ("stage.module.fm_weight=-1", "stage.module.fm_weight"),
         ("stage.module.disc_weight=-0.5", "stage.module.disc_weight"),
         ("stage=classifier stage.module.max_shift=-2", "stage.module.max_shift"),

@@ -29,6 +29,17 @@ def test_training_mask_has_the_count_gamma_asks_for(name: str) -> None:
     assert mask.sum(1).min() >= 1
 
 
+def test_min_ratio_clips_the_masking_ratio_from_below() -> None:
+    g = get_schedule("arccos")
+    b, n = 512, 64
+    plain = training_mask(g, b, n, torch.device("cpu"), torch.Generator().manual_seed(0))
+    clipped = training_mask(g, b, n, torch.device("cpu"), torch.Generator().manual_seed(0), min_ratio=0.5)
+    assert plain.sum(1).min() < 32  # the schedule alone draws lightly masked inputs
+    assert clipped.sum(1).min() == 32  # ceil(0.5 * 64): none below the floor, and the floor itself is drawn
+    above = plain.sum(1) >= 32
+    assert torch.equal(clipped[above], plain[above])  # rows the floor does not touch stay as drawn
+
+
 def small_module(**kwargs: object) -> MaskGITModule:
     """A stage-2 module on 16 tokens of 16 codes and 2 classes, in eval mode, seeded."""
     torch.manual_seed(0)
@@ -51,6 +62,23 @@ def test_loss_is_on_the_masked_tokens_or_on_all_of_them(loss_on_all: bool) -> No
     assert not mask.all()  # some tokens are kept, so the two losses differ
     want = per_token.mean() if loss_on_all else per_token[mask].mean()
     assert torch.allclose(loss, want, atol=1e-6)
+
+
+def test_min_mask_ratio_applies_to_training_not_to_validation() -> None:
+    module = small_module(min_mask_ratio=0.9)
+    masks: list[torch.Tensor] = []
+    module.net.forward = lambda inputs, class_ids: (  # type: ignore[method-assign]
+        masks.append(inputs == module.net.mask_token_id) or torch.zeros(*inputs.shape, 16, requires_grad=True)
+    )
+    module.log_dict = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    tokens, labels = torch.randint(0, 16, (64, 16)), torch.randint(0, 2, (64,))
+    module._common_step((tokens, labels), "train", generator=torch.Generator().manual_seed(1))
+    assert masks[0].sum(1).min() >= 15  # ceil(0.9 * 16)
+    masks.clear()
+    module._common_step((tokens, labels), "val", generator=torch.Generator().manual_seed(1))
+    assert masks[0].sum(1).min() < 15  # validation draws the schedule's ratios, comparable across floors
+    with pytest.raises(ValueError, match="min_mask_ratio"):
+        small_module(min_mask_ratio=1.0)
 
 
 def test_validation_logs_the_masked_tokens_cross_entropy_of_both_cfg_branches() -> None:

@@ -30,10 +30,13 @@ def training_mask(
     n: int,
     device: torch.device,
     generator: torch.Generator | None = None,
+    min_ratio: float = 0.0,
 ) -> torch.Tensor:
-    """(B, N) bool: per sample r ~ U(0, 1) and exactly ceil(gamma(r) * N) positions (at least 1) masked."""
+    """(B, N) bool: per sample r ~ U(0, 1) and exactly ceil(max(gamma(r), min_ratio) * N) positions (at least 1)
+    masked. ``min_ratio`` > 0 clips the masking ratio from below (the ``min_masking_rate`` of Muse-style training):
+    the nearly-unmasked inputs that sampling never shows the transformer's first steps are drawn no more."""
     r = torch.rand(b, device=device, generator=generator)
-    n_mask = torch.ceil(schedule(r) * n).clamp(1, n).long()  # (B,)
+    n_mask = torch.ceil(schedule(r).clamp(min=min_ratio) * n).clamp(1, n).long()  # (B,)
     rank = torch.rand(b, n, device=device, generator=generator).argsort(1).argsort(1)  # random permutation
     return rank < n_mask[:, None]
 
@@ -48,6 +51,8 @@ class MaskGITModule(L.LightningModule):
         schedule: the mask schedule name (cosine, arccos, linear, square).
         label_drop: probability of replacing the class by the null class (CFG training).
         loss_on_all: cross-entropy on every token instead of the masked ones only.
+        min_mask_ratio: in training, mask at least this share of the tokens (validation masks as gamma says, so
+            its cross-entropies compare across values).
         warmup_steps: linear warm-up, then cosine decay to ``min_lr_ratio`` of the peak.
         sample: settings for the sample grids (steps, cfg_weight, temperature, n_per_class).
     """
@@ -60,6 +65,7 @@ class MaskGITModule(L.LightningModule):
         schedule: str = "cosine",
         label_drop: float = 0.1,
         loss_on_all: bool = False,
+        min_mask_ratio: float = 0.0,
         label_smoothing: float = 0.1,
         warmup_steps: int = 500,
         min_lr_ratio: float = 0.1,
@@ -71,6 +77,10 @@ class MaskGITModule(L.LightningModule):
         get_schedule(schedule)
         if not 0 <= label_drop <= 1:
             raise ValueError(f"stage.module.label_drop must be in [0, 1], got {label_drop}")
+        if isinstance(min_mask_ratio, bool) or not 0 <= min_mask_ratio < 1:
+            raise ValueError(
+                f"stage.module.min_mask_ratio must be in [0, 1) (0: the schedule's ratios), got {min_mask_ratio!r}"
+            )
         self.save_hyperparameters(ignore=["net", "tokenizer", "optimizer"])
         self.net = net
         self.tokenizer = tokenizer.eval().requires_grad_(False)
@@ -102,7 +112,8 @@ class MaskGITModule(L.LightningModule):
     def _common_step(self, batch: Batch, stage: str, generator: torch.Generator | None = None) -> torch.Tensor:
         tokens, labels = batch  # (B, N), (B,)
         b, n = tokens.shape
-        mask = training_mask(self.gamma, b, n, tokens.device, generator)  # (B, N)
+        min_ratio = self.hparams.min_mask_ratio if stage == "train" else 0.0
+        mask = training_mask(self.gamma, b, n, tokens.device, generator, min_ratio)  # (B, N)
         inputs = tokens.masked_fill(mask, self.net.mask_token_id)
         class_ids = labels.clone()
         if self.net.num_classes == 0:
