@@ -151,3 +151,15 @@ def test_the_demo_trains_a_narrow_tokenizer() -> None:
         tiny = compose(config_name="train", overrides=["model=tiny"]).model.vqvae
     assert list(demo.encoder_channels) == [c // 2 for c in tiny.encoder_channels] == list(demo.decoder_channels)
     assert (demo.latent_size, demo.codebook_size) == (tiny.latent_size, tiny.codebook_size)
+
+
+def test_the_demo_caps_each_stage_by_minutes_beside_the_makefiles_epochs() -> None:
+    """On a slow machine the minutes stop a stage before its epochs, keeping `make demo` near 15 minutes."""
+    caps = {}
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        for stage in ("vqvae", "maskgit", "classifier"):
+            caps[stage] = compose(config_name="train", overrides=["experiment=demo", f"stage={stage}"]).trainer.max_time
+    assert caps == {"vqvae": "00:00:03:00", "maskgit": "00:00:05:00", "classifier": "00:00:01:00"}
+    makefile = (Path(CONF_DIR).parents[2] / "Makefile").read_text()
+    assert "stage=vqvae trainer.max_epochs=$(DEMO_VQ_EPOCHS)" in makefile  # the epochs still bound a fast machine
+    assert "stage=maskgit trainer.max_epochs=$(DEMO_MG_EPOCHS)" in makefile
