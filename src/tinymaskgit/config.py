@@ -90,7 +90,9 @@ def validate(cfg: DictConfig) -> None:
     if mask_floor is not None and (
         isinstance(mask_floor, bool) or not isinstance(mask_floor, (int, float)) or not 0 <= mask_floor < 1
     ):
-        raise ConfigError(f"stage.module.min_mask_ratio must be in [0, 1) (0: as the schedule draws), got {mask_floor!r}")
+        raise ConfigError(
+            f"stage.module.min_mask_ratio must be in [0, 1) (0: as the schedule draws), got {mask_floor!r}"
+        )
     ema = _get(cfg, "stage.ema_decay")
     if ema is not None and (isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0 < ema < 1):
         raise ConfigError(f"stage.ema_decay must lie strictly between 0 and 1 (e.g. 0.999), got {ema!r}")
