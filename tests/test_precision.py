@@ -106,3 +106,14 @@ def test_training_runs_its_layers_in_the_precision_it_resolved(
     finally:
         handle.remove()
     assert metrics["global_step"] == 2 and seen == {expected}
+
+
+@pytest.mark.parametrize(
+    "native, expected", [(True, "yes, precision=auto -> bf16-mixed"), (False, "no, precision=auto -> 32-true")]
+)
+def test_the_machine_line_names_the_cpu_kind_and_what_auto_picks(cpu, monkeypatch, native: bool, expected: str) -> None:
+    cpu(native)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = precision.describe_machine()
+    assert line.endswith(f"AVX512-BF16 or AMX: {expected}")
+    assert f"torch {torch.__version__}" in line

@@ -9,7 +9,9 @@ bfloat16 support PyTorch cannot report (ARM) gets float32, the safe choice.
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -51,6 +53,26 @@ def trainer_precision(value: str, accelerator: str) -> str:
     if bf16_native(device):
         return "bf16-mixed"
     return "16-mixed" if device == "cuda" else "32-true"
+
+
+def describe_machine() -> str:
+    """One line naming the machine a run's numbers come from: the CPU (or GPU), its cores and what
+    ``precision=auto`` picks there, e.g. 'AMD EPYC, 2 cores, AVX512-BF16: yes, precision=auto -> bf16-mixed'."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [cpu, f"{os.cpu_count()} cores", f"torch {torch.__version__}"]
+    if torch.cuda.is_available():
+        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    else:
+        parts.append(f"AVX512-BF16 or AMX: {'yes' if cpu_bf16_native() else 'no'}")
+    parts.append(f"precision=auto -> {trainer_precision(AUTO, 'auto')}")
+    return ", ".join(parts)
 
 
 def sampler_bf16(value: str, device: str) -> bool:

@@ -247,17 +247,22 @@ def write_report(a: argparse.Namespace) -> None:
     points = time_to_quality(out, stages)
     if points:
         plot_time_to_quality(points, out / "time_to_quality.png")
-    lines = [f"# Recipe {a.recipe}", "", f"Data: `{a.data_root}`. Outputs: `{out}`."]
+    from tinymaskgit.precision import describe_machine
+
+    lines = [f"# Recipe {a.recipe}", "", f"Data: `{a.data_root}`. Outputs: `{out}`.", ""]
+    # the minutes buy different numbers of steps on different machines: both are reported, with the machine
+    lines.append(f"Machine (the report's, usually the training's): {describe_machine()}.")
     if a.tokenizer:
         lines.append(f"Tokenizer: `{a.tokenizer}` (stage 1 not trained here).")
     lines += ["", "## Training", ""]
-    lines += ["| stage | minutes | last validation |", "|---|---|---|"]
+    lines += ["| stage | minutes | steps | last validation |", "|---|---|---|---|"]
     for stage in stages:
         rows = [r for r in read_metrics(out / stage) if r.get("time/minutes")]
         if rows:
             last = rows[-1]
             vals = ", ".join(f"{m} {float(last[m]):.4g}" for m in STAGE_METRICS[stage] if last.get(m))
-            lines.append(f"| {stage} | {float(last['time/minutes']):.1f} | {vals} |")
+            steps = max(int(r["step"]) for r in read_metrics(out / stage) if r.get("step"))
+            lines.append(f"| {stage} | {float(last['time/minutes']):.1f} | {steps:,} | {vals} |")
     lines += ["", "## Evaluation", ""]
     tables = sorted((out / "eval").glob("*/results.md"))
     for i, t in enumerate(tables):
