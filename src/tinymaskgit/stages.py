@@ -58,7 +58,12 @@ def build_maskgit(cfg: DictConfig) -> Built:
         t, codebook_size=tokenizer.codebook_size, num_tokens=tokenizer.num_tokens, num_classes=num_classes
     )
     datamodule = TokenDataModule(
-        images, tokenizer, cache_dir=cfg.stage.cache_dir, encode_batch_size=cfg.stage.encode_batch_size
+        images,
+        tokenizer,
+        cache_dir=cfg.stage.cache_dir,
+        encode_batch_size=cfg.stage.encode_batch_size,
+        crop_views=cfg.stage.get("crop_views", 0),
+        crop_scale=cfg.stage.get("crop_scale", 0.8),
     )
     module = instantiate(
         cfg.stage.module,
