@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+
+from tinymaskgit.precision import bf16_native, cpu_name
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "tinymaskgit" / "conf"
 
@@ -58,7 +59,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "device": str(device),
         "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
+        "bf16_native": bf16_native(device.type),
     }
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tinymaskgit.models.transformer import MaskGITTransformer
+from tinymaskgit.precision import cpu_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -29,6 +30,7 @@ def test_sampling_benchmark_rows_and_report(tmp_path: Path) -> None:
     out = common.report("sampling", rows, torch.device("cpu"), str(tmp_path))
     saved = json.loads(out.read_text())
     assert saved["rows"][0]["preset"] == "tiny" and saved["environment"]["device"] == "cpu"
+    assert saved["environment"]["cpu"] == cpu_name() and isinstance(saved["environment"]["bf16_native"], bool)
 
 
 def test_reference_loop_returns_one_image() -> None:

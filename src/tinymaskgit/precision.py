@@ -55,18 +55,21 @@ def trainer_precision(value: str, accelerator: str) -> str:
     return "16-mixed" if device == "cuda" else "32-true"
 
 
-def describe_machine() -> str:
-    """One line naming the machine a run's numbers come from: the CPU (or GPU), its cores and what
-    ``precision=auto`` picks there, e.g. 'AMD EPYC, 2 cores, AVX512-BF16: yes, precision=auto -> bf16-mixed'."""
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
+    """The CPU's model name ('AMD EPYC'), from /proc/cpuinfo where there is one, else what Python reports."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    parts = [cpu, f"{os.cpu_count()} cores", f"torch {torch.__version__}"]
+    return platform.processor() or platform.machine()
+
+
+def describe_machine() -> str:
+    """One line naming the machine a run's numbers come from: the CPU (or GPU), its cores and what
+    ``precision=auto`` picks there, e.g. 'AMD EPYC, 2 cores, AVX512-BF16: yes, precision=auto -> bf16-mixed'."""
+    parts = [cpu_name(), f"{os.cpu_count()} cores", f"torch {torch.__version__}"]
     if torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
     else:

@@ -257,11 +257,12 @@ def write_report(a: argparse.Namespace) -> None:
     lines += ["", "## Training", ""]
     lines += ["| stage | minutes | steps | last validation |", "|---|---|---|---|"]
     for stage in stages:
-        rows = [r for r in read_metrics(out / stage) if r.get("time/minutes")]
+        logged = read_metrics(out / stage)
+        rows = [r for r in logged if r.get("time/minutes")]
         if rows:
             last = rows[-1]
             vals = ", ".join(f"{m} {float(last[m]):.4g}" for m in STAGE_METRICS[stage] if last.get(m))
-            steps = max(int(r["step"]) for r in read_metrics(out / stage) if r.get("step"))
+            steps = max(int(r["step"]) for r in logged if r.get("step"))
             lines.append(f"| {stage} | {float(last['time/minutes']):.1f} | {steps:,} | {vals} |")
     lines += ["", "## Evaluation", ""]
     tables = sorted((out / "eval").glob("*/results.md"))
